@@ -1,0 +1,20 @@
+# stratus_module(NAME SOURCES a.cpp ... DEPS lib ...)
+#   One static library per module; DEPS name only layers below it (DESIGN §1).
+function(stratus_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(stratus_${name} STATIC ${M_SOURCES})
+  target_include_directories(stratus_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(stratus_${name} PUBLIC ${M_DEPS})
+endfunction()
+
+# stratus_test(NAME SOURCES a_test.cpp ... DEPS lib ... [LABEL unit])
+#   A GoogleTest binary; each test case becomes a ctest test carrying LABEL.
+function(stratus_test name)
+  cmake_parse_arguments(T "" "LABEL" "SOURCES;DEPS" ${ARGN})
+  if(NOT T_LABEL)
+    set(T_LABEL unit)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  gtest_discover_tests(${name} PROPERTIES LABELS ${T_LABEL} DISCOVERY_TIMEOUT 60)
+endfunction()
