@@ -1,0 +1,318 @@
+#include "http/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <list>
+#include <thread>
+#include <vector>
+
+namespace http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+// Turns "call the handler, which responds later from any thread" into an awaitable
+// that resumes the connection's coroutine on its own io_context.
+template <typename Token>
+auto AsyncHandle(const Handler& handler, asio::io_context& ctx, Request req, Token&& token) {
+  return asio::async_initiate<Token, void(Response)>(
+      [&handler, &ctx](auto completion, Request req) {
+        using Completion = decltype(completion);
+        struct State {
+          State(Completion c, asio::io_context& ctx)
+              : completion(std::move(c)), work(asio::make_work_guard(ctx)) {}
+          Completion completion;
+          asio::executor_work_guard<asio::io_context::executor_type> work;
+          std::atomic<bool> done{false};
+        };
+        auto state = std::make_shared<State>(std::move(completion), ctx);
+        handler(std::move(req), [state, &ctx](Response resp) {
+          if (state->done.exchange(true)) return;  // responding twice is a bug; ignore
+          asio::post(ctx, [state, resp = std::move(resp)]() mutable {
+            state->completion(std::move(resp));
+            state->work.reset();
+          });
+        });
+      },
+      token, std::move(req));
+}
+
+class ServerImpl;
+
+// One client connection; lives on one io_context.
+struct Connection {
+  beast::tcp_stream stream;
+  bool busy = false;  // a request is being handled or written
+  explicit Connection(tcp::socket s) : stream(std::move(s)) {}
+};
+
+struct IoThread {
+  asio::io_context ctx{1};
+  std::list<Connection*> connections;  // touched only on this context's thread
+};
+
+class ServerImpl : public Server {
+ public:
+  ServerImpl(const ServerOptions& opts, Handler handler)
+      : opts_(opts), handler_(std::move(handler)) {
+    int n = opts.threads > 0 ? opts.threads : static_cast<int>(std::thread::hardware_concurrency());
+    if (n < 1) n = 1;
+    for (int i = 0; i < n; ++i) threads_.push_back(std::make_unique<IoThread>());
+  }
+
+  base::Status Listen() {
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(opts_.host, ec);
+    if (ec) return base::InvalidArgument("listen address '" + opts_.host + "': " + ec.message());
+    tcp::endpoint ep(addr, opts_.port);
+    acceptor_ = std::make_unique<tcp::acceptor>(threads_[0]->ctx);
+    acceptor_->open(ep.protocol(), ec);
+    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(ep, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return base::Status(base::Code::kUnavailable, "listen on " + opts_.host + ":" +
+                                                        std::to_string(opts_.port) + ": " +
+                                                        ec.message());
+    port_ = acceptor_->local_endpoint().port();
+    return base::Status::Ok();
+  }
+
+  uint16_t port() const override { return port_; }
+
+  void Run() override {
+    asio::co_spawn(threads_[0]->ctx, Accept(), asio::detached);
+    // Keep every context alive until shutdown even with no connections.
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (auto& t : threads_) guards.push_back(asio::make_work_guard(t->ctx));
+    {
+      std::lock_guard lock(guard_mu_);
+      guards_ = std::move(guards);
+      running_ = true;
+    }
+    if (shutdown_requested_) Shutdown();
+    std::vector<std::thread> workers;
+    for (size_t i = 1; i < threads_.size(); ++i)
+      workers.emplace_back([this, i] { RunContext(threads_[i]->ctx); });
+    RunContext(threads_[0]->ctx);
+    for (auto& w : workers) w.join();
+    {
+      std::lock_guard lk(deadline_mu_);
+      finished_ = true;
+    }
+    deadline_cv_.notify_all();
+  }
+
+  void Shutdown() override {
+    shutdown_requested_ = true;
+    std::lock_guard lock(guard_mu_);
+    if (!running_ || stopping_) return;
+    stopping_ = true;
+    asio::post(threads_[0]->ctx, [this] {
+      boost::system::error_code ec;
+      acceptor_->close(ec);
+    });
+    for (auto& t : threads_) {
+      IoThread* io = t.get();
+      asio::post(io->ctx, [io] {
+        // Idle connections close now; busy ones after their current response.
+        for (Connection* c : io->connections)
+          if (!c->busy) c->stream.socket().cancel();
+      });
+    }
+    // Release the keep-alive guards: each context returns once its connections finish.
+    guards_.clear();
+    // A hard deadline for requests that never finish.
+    deadline_thread_ = std::thread([this] {
+      std::unique_lock lk(deadline_mu_);
+      if (!deadline_cv_.wait_for(lk, opts_.shutdown_grace, [this] { return finished_; })) {
+        spdlog::warn("shutdown grace of {}s exceeded; closing remaining connections",
+                     opts_.shutdown_grace.count());
+        for (auto& t : threads_) t->ctx.stop();
+      }
+    });
+  }
+
+  ServerStats stats() const override {
+    ServerStats s;
+    s.connections_open = open_.load();
+    s.connections_total = total_conns_.load();
+    s.requests_total = requests_.load();
+    s.bad_requests_total = bad_.load();
+    return s;
+  }
+
+  ~ServerImpl() override {
+    {
+      std::lock_guard lk(deadline_mu_);
+      finished_ = true;
+    }
+    deadline_cv_.notify_all();
+    if (deadline_thread_.joinable()) deadline_thread_.join();
+  }
+
+ private:
+  void RunContext(asio::io_context& ctx) {
+    for (;;) {
+      try {
+        ctx.run();
+        return;
+      } catch (const std::exception& e) {
+        // Handlers must not throw; if one does, log it and keep serving.
+        spdlog::error("uncaught exception on I/O thread: {}", e.what());
+      }
+    }
+  }
+
+  asio::awaitable<void> Accept() {
+    size_t next = 0;
+    for (;;) {
+      IoThread* io = threads_[next].get();
+      next = (next + 1) % threads_.size();
+      boost::system::error_code ec;
+      tcp::socket sock = co_await acceptor_->async_accept(
+          io->ctx, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+        spdlog::warn("accept: {}", ec.message());
+        // Out of fds and the like: back off briefly instead of spinning.
+        asio::steady_timer t(threads_[0]->ctx, std::chrono::milliseconds(50));
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        continue;
+      }
+      sock.set_option(tcp::no_delay(true), ec);
+      asio::co_spawn(io->ctx, Serve(io, std::move(sock)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> Serve(IoThread* io, tcp::socket sock) {
+    Connection conn(std::move(sock));
+    io->connections.push_front(&conn);
+    auto self_it = io->connections.begin();
+    ++open_;
+    ++total_conns_;
+    std::string remote;
+    {
+      boost::system::error_code ec;
+      auto ep = conn.stream.socket().remote_endpoint(ec);
+      if (!ec) remote = ep.address().to_string();
+    }
+    beast::flat_buffer buffer;
+    for (;;) {
+      if (stopping_) break;
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(opts_.max_header_bytes);
+      parser.body_limit(opts_.max_body_bytes);
+      conn.stream.expires_after(opts_.idle_timeout);
+      boost::system::error_code ec;
+      // Read the header first (idle timeout), then the body (read timeout).
+      co_await bhttp::async_read_header(conn.stream, buffer, parser,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec && !parser.is_done()) {
+        conn.stream.expires_after(opts_.read_timeout);
+        co_await bhttp::async_read(conn.stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+      }
+      if (ec) {
+        if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
+            ec == beast::error::timeout || ec == asio::error::connection_reset ||
+            ec == asio::error::eof)
+          break;
+        // Malformed or oversized: answer 4xx and close.
+        ++bad_;
+        int status = 400;
+        if (ec == bhttp::error::header_limit) status = 431;
+        if (ec == bhttp::error::body_limit) status = 413;
+        spdlog::info("bad request from {}: {}", remote, ec.message());
+        co_await WriteSimple(conn, status, ec.message());
+        break;
+      }
+      conn.busy = true;
+      ++requests_;
+      auto& msg = parser.get();
+      bool keep_alive = msg.keep_alive();
+      Request req;
+      req.method = std::string(msg.method_string());
+      req.target = std::string(msg.target());
+      size_t q = req.target.find('?');
+      req.path = req.target.substr(0, q);
+      if (q != std::string::npos) req.query = req.target.substr(q + 1);
+      req.headers.reserve(16);
+      for (const auto& f : msg)
+        req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+      req.body = std::move(msg.body());
+      req.remote_ip = remote;
+      Response resp = co_await AsyncHandle(handler_, io->ctx, std::move(req), asio::use_awaitable);
+
+      bhttp::response<bhttp::string_body> out;
+      out.version(11);
+      out.result(static_cast<unsigned>(resp.status));
+      for (auto& h : resp.headers) out.insert(h.name, h.value);
+      out.body() = std::move(resp.body);
+      bool close = !keep_alive || stopping_.load();
+      out.keep_alive(!close);
+      out.prepare_payload();
+      conn.stream.expires_after(opts_.read_timeout);
+      co_await bhttp::async_write(conn.stream, out, asio::redirect_error(asio::use_awaitable, ec));
+      conn.busy = false;
+      if (ec || close) break;
+    }
+    boost::system::error_code ignored;
+    conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    conn.stream.close();
+    io->connections.erase(self_it);
+    --open_;
+  }
+
+  asio::awaitable<void> WriteSimple(Connection& conn, int status, std::string_view why) {
+    bhttp::response<bhttp::string_body> out;
+    out.version(11);
+    out.result(static_cast<unsigned>(status));
+    out.set(bhttp::field::content_type, "text/plain");
+    out.body() = std::string(StatusText(status)) + ": " + std::string(why) + "\n";
+    out.keep_alive(false);
+    out.prepare_payload();
+    boost::system::error_code ec;
+    conn.stream.expires_after(std::chrono::seconds(5));
+    co_await bhttp::async_write(conn.stream, out, asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  ServerOptions opts_;
+  Handler handler_;
+  std::vector<std::unique_ptr<IoThread>> threads_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  uint16_t port_ = 0;
+
+  std::mutex guard_mu_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  bool running_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> shutdown_requested_{false};
+
+  std::mutex deadline_mu_;
+  std::condition_variable deadline_cv_;
+  bool finished_ = false;
+  std::thread deadline_thread_;
+
+  std::atomic<uint64_t> open_{0}, total_conns_{0}, requests_{0}, bad_{0};
+};
+
+}  // namespace
+
+base::Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options,
+                                                     Handler handler) {
+  auto server = std::make_unique<ServerImpl>(options, std::move(handler));
+  RETURN_IF_ERROR(server->Listen());
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+}  // namespace http

@@ -1,0 +1,60 @@
+// http::Server — the HTTP/1.1 listener every API request arrives through.
+//
+// Boost.Asio/Beast with C++20 coroutines. One io_context per I/O thread; the acceptor
+// hands connections out round-robin, and a connection stays on its thread for life.
+// Keep-alive, pipelined requests answered in order, limits on header and body size,
+// idle timeouts. Malformed requests get a 400 and the connection is closed; nothing a
+// client sends can crash the server.
+//
+// Shutdown() stops accepting, lets requests in flight finish (up to a deadline), closes
+// idle connections and makes Run() return.
+//
+// Threading: Create() and Run() from one thread; Shutdown() from any thread (also from
+// a signal-watching thread). The handler is called on I/O threads, concurrently.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "http/message.h"
+
+namespace http {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 4566;  // 0 = pick a free port (see Server::port())
+  int threads = 0;       // 0 = one per core
+  uint32_t max_header_bytes = 64 * 1024;
+  uint64_t max_body_bytes = 128ull * 1024 * 1024;
+  std::chrono::seconds idle_timeout{120};
+  std::chrono::seconds read_timeout{60};  // a request must arrive whole within this
+  std::chrono::seconds shutdown_grace{30};
+};
+
+struct ServerStats {
+  uint64_t connections_open = 0;
+  uint64_t connections_total = 0;
+  uint64_t requests_total = 0;
+  uint64_t bad_requests_total = 0;  // rejected by the HTTP layer (malformed, too large)
+};
+
+class Server {
+ public:
+  virtual ~Server() = default;
+
+  // Binds and listens (so port() is valid and clients may connect) but serves nothing
+  // until Run(). Fails when the address is in use or invalid.
+  static base::Result<std::unique_ptr<Server>> Create(const ServerOptions& options,
+                                                      Handler handler);
+
+  virtual uint16_t port() const = 0;
+  // Serves until Shutdown(); returns once every I/O thread has stopped.
+  virtual void Run() = 0;
+  virtual void Shutdown() = 0;
+  virtual ServerStats stats() const = 0;
+};
+
+}  // namespace http

@@ -1,0 +1,180 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <thread>
+
+namespace http {
+namespace {
+
+// A blocking raw-socket client: sends bytes, reads until the peer closes or `until` appears.
+class RawClient {
+ public:
+  explicit RawClient(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    timeval tv{5, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~RawClient() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  void Send(const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  }
+  // Reads until `count` occurrences of `marker` were seen, or EOF/timeout.
+  std::string ReadUntil(const std::string& marker, int count = 1) {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      int seen = 0;
+      for (size_t p = out.find(marker); p != std::string::npos; p = out.find(marker, p + 1)) ++seen;
+      if (seen >= count) return out;
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return out;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  std::string ReadAll() { return ReadUntil("\x01never\x01"); }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void Start(Handler h, ServerOptions opts = {}) {
+    opts.port = 0;
+    opts.threads = 2;
+    auto s = Server::Create(opts, std::move(h));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    server_ = std::move(s).value();
+    thread_ = std::thread([this] { server_->Run(); });
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+Handler Echo() {
+  return [](Request&& req, Responder respond) {
+    Response r;
+    r.status = 200;
+    r.Set("X-Path", req.path);
+    r.Set("X-Query", req.query);
+    r.body = req.method + ":" + req.body;
+    respond(std::move(r));
+  };
+}
+
+TEST_F(ServerTest, KeepAliveServesSeveralRequests) {
+  Start(Echo());
+  RawClient c(server_->port());
+  ASSERT_TRUE(c.connected());
+  c.Send("GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
+  std::string out = c.ReadUntil("POST:abc");
+  EXPECT_NE(out.find("X-Path: /a"), std::string::npos) << out;
+  EXPECT_NE(out.find("X-Query: x=1"), std::string::npos);
+  EXPECT_NE(out.find("GET:"), std::string::npos);
+  EXPECT_NE(out.find("POST:abc"), std::string::npos);
+}
+
+TEST_F(ServerTest, AsyncResponderFromAnotherThread) {
+  Start([](Request&&, Responder respond) {
+    std::thread([respond] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      Response r;
+      r.body = "later";
+      respond(std::move(r));
+    }).detach();
+  });
+  RawClient c(server_->port());
+  c.Send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_NE(c.ReadUntil("later").find("later"), std::string::npos);
+}
+
+TEST_F(ServerTest, MalformedRequestGets400AndClose) {
+  Start(Echo());
+  RawClient c(server_->port());
+  c.Send("THIS IS NOT HTTP\r\n\r\n");
+  std::string out = c.ReadAll();
+  EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << out;
+}
+
+TEST_F(ServerTest, OversizedHeaderGets431) {
+  ServerOptions o;
+  o.max_header_bytes = 1024;
+  Start(Echo(), o);
+  RawClient c(server_->port());
+  c.Send("GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n");
+  EXPECT_EQ(c.ReadAll().rfind("HTTP/1.1 431", 0), 0u);
+}
+
+TEST_F(ServerTest, OversizedBodyGets413) {
+  ServerOptions o;
+  o.max_body_bytes = 100;
+  Start(Echo(), o);
+  RawClient c(server_->port());
+  c.Send("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n" + std::string(1000, 'x'));
+  EXPECT_EQ(c.ReadAll().rfind("HTTP/1.1 413", 0), 0u);
+}
+
+TEST_F(ServerTest, GarbageNeverCrashes) {
+  Start(Echo());
+  std::mt19937 rng(42);
+  for (int i = 0; i < 200; ++i) {
+    RawClient c(server_->port());
+    std::string junk(static_cast<size_t>(rng() % 300), '\0');
+    for (char& ch : junk) ch = static_cast<char>(rng());
+    if (i % 3 == 0) junk = "GET / HTTP/1.1\r\n" + junk;
+    c.Send(junk + "\r\n\r\n");
+  }
+  RawClient c(server_->port());
+  c.Send("GET /alive HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(c.ReadAll().find("X-Path: /alive"), std::string::npos);
+}
+
+TEST_F(ServerTest, ShutdownFinishesInFlightRequest) {
+  std::atomic<bool> entered{false};
+  Start([&](Request&&, Responder respond) {
+    entered = true;
+    std::thread([respond] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      Response r;
+      r.body = "finished";
+      respond(std::move(r));
+    }).detach();
+  });
+  RawClient idle(server_->port());
+  RawClient c(server_->port());
+  c.Send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  while (!entered) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  server_->Shutdown();
+  std::string out = c.ReadAll();
+  EXPECT_NE(out.find("finished"), std::string::npos);
+  EXPECT_NE(out.find("Connection: close"), std::string::npos);
+  thread_.join();  // Run() returned although an idle connection was open
+  EXPECT_EQ(idle.ReadAll(), "");
+}
+
+}  // namespace
+}  // namespace http
