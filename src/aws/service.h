@@ -1,0 +1,75 @@
+// The contract between the edge (server/) and an AWS-compatible service.
+//
+// The edge authenticates a request (SigV4), works out which service and protocol it is
+// for, fills in a Call and hands both to the service. The service decodes the request
+// into plain types, authorizes each action through Call::Authorize, acts, and answers
+// in its protocol's shape (helpers in query.h / json.h). Services never see SigV4.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/principal.h"
+#include "aws/error.h"
+#include "base/time.h"
+#include "http/message.h"
+
+namespace aws {
+
+enum class Protocol { kQuery, kJson, kRestJson, kRestXml };
+
+class Authorizer;
+
+// Everything about one API call that is not its payload. Owned by the edge; valid until
+// the call's response is sent.
+struct Call {
+  std::string request_id;
+  std::string service;    // signing name: "iam", "sts", "lambda", ...
+  std::string operation;  // set by the service once decoded ("CreateUser"), for metrics/logs
+  Protocol protocol = Protocol::kQuery;
+  auth::Principal principal;
+  std::string access_key_id;
+  std::string account_id;  // the account the request acts in (principal's account)
+  std::string region;      // from the credential scope
+  std::string remote_ip;
+  bool secure = false;
+  base::SystemTime now;
+  Authorizer* authorizer = nullptr;  // nullptr = allow everything (tests, dev mode)
+
+  // Checks that the caller may perform `action` ("iam:CreateUser") on `resource` (an ARN
+  // or "*"). Returns the AccessDenied error to send back when not.
+  std::optional<Error> Authorize(std::string_view action, std::string_view resource,
+                                 const std::map<std::string, std::vector<std::string>>&
+                                     extra_context = {}) const;
+};
+
+// Decides whether a call may perform an action. Implemented in server/ over IAM.
+// Thread-safe.
+class Authorizer {
+ public:
+  virtual ~Authorizer() = default;
+  virtual std::optional<Error> Authorize(
+      const Call& call, std::string_view action, std::string_view resource,
+      const std::map<std::string, std::vector<std::string>>& extra_context) = 0;
+};
+
+// One AWS service behind the edge. Thread-safe: Handle runs concurrently on I/O threads
+// and must not block on slow work (hand it to the service's own threads instead).
+class Service {
+ public:
+  virtual ~Service() = default;
+  virtual std::string_view signing_name() const = 0;  // "iam"
+  virtual Protocol protocol() const = 0;
+  // Answers through `respond`, exactly once, possibly later from another thread.
+  virtual void Handle(Call& call, http::Request&& request, http::Responder respond) = 0;
+};
+
+// The AccessDenied message AWS uses: "User: ARN is not authorized to perform: ACTION on
+// resource: RESOURCE".
+std::string AccessDeniedMessage(const Call& call, std::string_view action,
+                                std::string_view resource, bool explicit_deny);
+
+}  // namespace aws

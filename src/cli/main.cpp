@@ -1,0 +1,118 @@
+// `stratus` — one binary, subcommands (DESIGN §8).
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "server/app.h"
+#include "server/config.h"
+#include "server/root_credentials.h"
+
+namespace {
+
+struct CommonFlags {
+  std::string config_path;
+  std::string data_dir;
+  std::string listen;
+};
+
+void AddCommonFlags(CLI::App* cmd, CommonFlags& f) {
+  cmd->add_option("--config", f.config_path,
+                  "YAML config file (default: ./stratus.yaml when present)");
+  cmd->add_option("--data-dir", f.data_dir,
+                  "Data directory (default: $XDG_DATA_HOME/stratus, or /var/lib/stratus as root)");
+  cmd->add_option("--listen", f.listen, "Listen address host:port (default 127.0.0.1:4566)");
+}
+
+// Defaults, then the config file, then flags.
+bool ResolveConfig(const CommonFlags& f, server::Config& config) {
+  config.data_dir = server::DefaultDataDir();
+  std::string path = f.config_path;
+  if (path.empty() && ::access("stratus.yaml", R_OK) == 0) path = "stratus.yaml";
+  if (!path.empty()) {
+    base::Status st = server::LoadConfigFile(path, config);
+    if (!st.ok()) {
+      std::fprintf(stderr, "stratus: %s\n", st.ToString().c_str());
+      return false;
+    }
+  }
+  if (!f.data_dir.empty()) config.data_dir = f.data_dir;
+  if (!f.listen.empty()) config.listen = f.listen;
+  auto hp = server::ParseListen(config.listen);
+  if (!hp.ok()) {
+    std::fprintf(stderr, "stratus: %s\n", hp.status().ToString().c_str());
+    return false;
+  }
+  return true;
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out.push_back(c);
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Stratus: a private compute cloud that speaks the AWS APIs"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "stratus 0.1.0");
+
+  CommonFlags server_flags;
+  std::string log_level;
+  bool dev_any = false;
+  int io_threads = -1;
+  auto* server_cmd = app.add_subcommand("server", "Run the API server in the foreground");
+  AddCommonFlags(server_cmd, server_flags);
+  server_cmd->add_flag("--dev-any-credentials", dev_any,
+                       "Accept any access key and signature (development only; never the default)");
+  server_cmd->add_option("--io-threads", io_threads, "I/O threads (default: one per core)");
+  server_cmd->add_option("--log-level", log_level, "trace|debug|info|warn|error");
+
+  CommonFlags env_flags;
+  auto* env_cmd =
+      app.add_subcommand("env", "Print shell exports for the server's root credentials and endpoint");
+  AddCommonFlags(env_cmd, env_flags);
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (server_cmd->parsed()) {
+    server::Config config;
+    if (!ResolveConfig(server_flags, config)) return 2;
+    if (dev_any) config.dev_any_credentials = true;
+    if (io_threads >= 0) config.io_threads = io_threads;
+    if (!log_level.empty()) config.log_level = log_level;
+    spdlog::set_level(spdlog::level::from_str(config.log_level));
+    if (config.dev_any_credentials)
+      spdlog::warn("--dev-any-credentials: every request is accepted as the root user");
+    return server::RunServer(config);
+  }
+  if (env_cmd->parsed()) {
+    server::Config config;
+    if (!ResolveConfig(env_flags, config)) return 2;
+    auto creds = server::LoadOrCreateRootCredentials(config.data_dir);
+    if (!creds.ok()) {
+      std::fprintf(stderr, "stratus: %s\n", creds.status().ToString().c_str());
+      return 1;
+    }
+    std::string endpoint = server::EndpointUrl(server::ParseListen(config.listen).value());
+    std::cout << "export AWS_ACCESS_KEY_ID=" << ShellQuote(creds->access_key_id) << "\n"
+              << "export AWS_SECRET_ACCESS_KEY=" << ShellQuote(creds->secret_access_key) << "\n"
+              << "unset AWS_SESSION_TOKEN AWS_PROFILE\n"
+              << "export AWS_DEFAULT_REGION=" << ShellQuote(config.region) << "\n"
+              << "export AWS_REGION=" << ShellQuote(config.region) << "\n"
+              << "export AWS_ENDPOINT_URL=" << ShellQuote(endpoint) << "\n"
+              << "# aws CLI older than 2.13 ignores AWS_ENDPOINT_URL; this alias covers it.\n"
+              << "alias aws=" << ShellQuote("aws --endpoint-url " + endpoint) << "\n";
+    return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,161 @@
+#include "server/app.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "http/server.h"
+#include "server/edge.h"
+#include "server/metered_store.h"
+#include "server/metrics.h"
+#include "server/root_credentials.h"
+#include "services/iam/iam.h"
+#include "services/sts/sts.h"
+#include "store/store.h"
+
+namespace server {
+
+namespace {
+
+// Root credentials first, then IAM users and STS sessions.
+class EdgeCredentials : public auth::CredentialProvider {
+ public:
+  EdgeCredentials(RootCredentials root, std::string account_id, auth::CredentialProvider* iam)
+      : iam_(iam) {
+    root_.access_key_id = root.access_key_id;
+    root_.secret_access_key = root.secret_access_key;
+    root_.principal.type = auth::PrincipalType::kRoot;
+    root_.principal.account_id = account_id;
+    root_.principal.arn = "arn:aws:iam::" + account_id + ":root";
+    root_.principal.user_id = account_id;
+  }
+  base::Result<auth::Credential> Lookup(const std::string& access_key_id) override {
+    if (access_key_id == root_.access_key_id) return root_;
+    return iam_->Lookup(access_key_id);
+  }
+
+ private:
+  auth::Credential root_;
+  auth::CredentialProvider* iam_;
+};
+
+class AppImpl : public App {
+ public:
+  base::Status Init(const Config& config) {
+    config_ = config;
+    RETURN_IF_ERROR(base::MakeDirs(config.data_dir, 0700));
+    ASSIGN_OR_RETURN(RootCredentials root, LoadOrCreateRootCredentials(config.data_dir));
+
+    store::SqliteOptions sopts;
+    sopts.path = config.data_dir + "/store.db";
+    ASSIGN_OR_RETURN(auto raw_store, store::OpenSqliteStore(sopts));
+    store_ = std::make_unique<MeteredStore>(std::move(raw_store), &metrics_);
+
+    iam::Options iopts;
+    iopts.account_id = config.account_id;
+    ASSIGN_OR_RETURN(iam_, iam::OpenIam(store_.get(), iopts));
+    iam_service_ = iam::MakeIamService(*iam_);
+    sts_service_ = sts::MakeStsService(*iam_);
+
+    credentials_ = std::make_unique<EdgeCredentials>(root, config.account_id,
+                                                     &iam::Credentials(*iam_));
+    EdgeOptions eopts;
+    eopts.account_id = config.account_id;
+    eopts.region = config.region;
+    eopts.dev_any_credentials = config.dev_any_credentials;
+    edge_ = std::make_unique<Edge>(eopts, credentials_.get(), &iam::Authorizer(*iam_), &metrics_);
+    edge_->Register(iam_service_.get());
+    edge_->Register(sts_service_.get());
+
+    ASSIGN_OR_RETURN(HostPort hp, ParseListen(config.listen));
+    http::ServerOptions hopts;
+    hopts.host = hp.host;
+    hopts.port = hp.port;
+    hopts.threads = config.io_threads;
+    hopts.max_header_bytes = config.max_header_bytes;
+    hopts.max_body_bytes = config.max_body_bytes;
+    ASSIGN_OR_RETURN(http_, http::Server::Create(hopts, [this](http::Request&& r,
+                                                               http::Responder respond) {
+                       edge_->Handle(std::move(r), std::move(respond));
+                     }));
+    edge_->SetGauges([this] {
+      auto s = http_->stats();
+      return std::map<std::string, double>{
+          {"stratus_http_connections_open", static_cast<double>(s.connections_open)},
+          {"stratus_http_connections_total", static_cast<double>(s.connections_total)},
+          {"stratus_http_bad_requests_total", static_cast<double>(s.bad_requests_total)},
+          {"stratus_store_revision", static_cast<double>(store_->CurrentRevision())},
+      };
+    });
+    if (hp.host != "127.0.0.1" && hp.host != "::1" && hp.host != "localhost")
+      spdlog::warn("listening on {} — reachable from other machines", hp.host);
+    return base::Status::Ok();
+  }
+
+  uint16_t port() const override { return http_->port(); }
+  void Run() override { http_->Run(); }
+  void Shutdown() override { http_->Shutdown(); }
+
+  ~AppImpl() override {
+    // Order: no more requests, then services, then the store (flushes and closes).
+    http_.reset();
+    edge_.reset();
+    sts_service_.reset();
+    iam_service_.reset();
+    iam_.reset();
+    store_.reset();
+  }
+
+ private:
+  Config config_;
+  Metrics metrics_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<iam::Iam> iam_;
+  std::unique_ptr<aws::Service> iam_service_, sts_service_;
+  std::unique_ptr<auth::CredentialProvider> credentials_;
+  std::unique_ptr<Edge> edge_;
+  std::unique_ptr<http::Server> http_;
+};
+
+}  // namespace
+
+base::Result<std::unique_ptr<App>> App::Create(const Config& config) {
+  auto app = std::make_unique<AppImpl>();
+  RETURN_IF_ERROR(app->Init(config));
+  return std::unique_ptr<App>(std::move(app));
+}
+
+int RunServer(const Config& config) {
+  // Block the stop signals in every thread; one thread waits for them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto app = App::Create(config);
+  if (!app.ok()) {
+    spdlog::error("cannot start: {}", app.status().ToString());
+    return 1;
+  }
+  spdlog::info("stratus listening on {} (data in {})", config.listen, config.data_dir);
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("signal {}: shutting down", sig);
+      app.value()->Shutdown();
+    }
+  });
+  app.value()->Run();
+  // Run returned: either a signal or an internal Shutdown(); wake the waiter if needed.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  app.value().reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace server

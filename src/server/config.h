@@ -1,0 +1,41 @@
+// Server configuration: defaults, then stratus.yaml, then command-line flags (flags win).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/status.h"
+
+namespace server {
+
+struct Config {
+  std::string data_dir;                  // see DefaultDataDir()
+  std::string listen = "127.0.0.1:4566";  // host:port; [v6]:port
+  std::string account_id = "000000000000";
+  std::string region = "us-east-1";
+  bool dev_any_credentials = false;  // accept any access key (never the default)
+  int io_threads = 0;                // 0 = one per core
+  uint32_t max_header_bytes = 64 * 1024;
+  uint64_t max_body_bytes = 128ull * 1024 * 1024;
+  std::string log_level = "info";
+};
+
+// $XDG_DATA_HOME/stratus, ~/.local/share/stratus, or /var/lib/stratus when running as root.
+std::string DefaultDataDir();
+
+// Overlays the keys present in a YAML file onto `config`. Unknown keys are an error
+// (a typo should not be silently ignored).
+base::Status LoadConfigFile(const std::string& path, Config& config);
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+// "127.0.0.1:4566", "[::1]:4566", ":4566" (= 127.0.0.1), "4566".
+base::Result<HostPort> ParseListen(const std::string& listen);
+
+// The endpoint URL clients should use for a listen address ("http://127.0.0.1:4566").
+std::string EndpointUrl(const HostPort& hp);
+
+}  // namespace server
