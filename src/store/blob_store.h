@@ -7,7 +7,7 @@
 //
 // Lifetime: blobs are reference-counted through records in the Store, so a service can
 // add a reference in the same Txn that writes the record naming the blob
-// (RefOps()). Gc() deletes only blobs with no references that are older than a grace
+// (AddRefOps()). Gc() deletes only blobs with no references that are older than a grace
 // period (so an upload that is not referenced yet is not collected under its writer).
 //
 // Threading: all methods are safe from any thread.
@@ -51,6 +51,7 @@ class BlobStore {
   virtual ~BlobStore() = default;
 
   virtual base::Result<Digest> Put(std::string_view data) = 0;
+  // The writer must not outlive the BlobStore.
   virtual base::Result<std::unique_ptr<BlobWriter>> NewWriter() = 0;
   // Whole blob, verified. NotFound if absent, Corruption if the bytes do not match.
   virtual base::Result<std::string> Get(const Digest& digest) = 0;
@@ -63,13 +64,25 @@ class BlobStore {
 
   // Store ops that add / drop the reference `owner` (any string naming the referrer,
   // e.g. "lambda/fn/my-func/1") holds on `digest`; include them in the caller's Txn.
+  // With AddRefOps, also put AddRefGuard(digest) in that Txn's compares (see below).
   virtual std::vector<Op> AddRefOps(const Digest& digest, const std::string& owner) = 0;
   virtual std::vector<Op> DropRefOps(const Digest& digest, const std::string& owner) = 0;
-  // Conveniences that commit those ops alone.
+  // A compare that holds unless Gc() is deleting `digest` right now. A Txn that commits
+  // AddRefOps with this guard pins the blob: no Gc() can delete it from then on. Without
+  // the guard, a reference committed while a collection runs may name a deleted blob. When
+  // the guard fails, retry after re-Putting the blob. After a guarded commit the blob is
+  // present until the reference is dropped, or was already gone (Stat() tells; it cannot be
+  // gone if it was Put less than the Gc grace period ago).
+  virtual Compare AddRefGuard(const Digest& digest) = 0;
+  // Conveniences that commit those ops alone. AddRef is guarded and checks that the blob
+  // exists: Aborted while a Gc() deletes it, NotFound (and no reference) when absent.
   virtual base::Status AddRef(const Digest& digest, const std::string& owner) = 0;
   virtual base::Status DropRef(const Digest& digest, const std::string& owner) = 0;
 
-  // Deletes unreferenced blobs whose file is older than `grace`. Returns how many.
+  // Deletes unreferenced blobs whose file is older than `grace` (Put of an existing blob
+  // refreshes its file time), and abandoned uploads in tmp/ older than `grace`. Returns how
+  // many blobs it deleted. Calls serialize. At most one BlobStore per Store and per root:
+  // a Gc() treats every other collection marker it finds as left over by a crash.
   virtual base::Result<int64_t> Gc(std::chrono::seconds grace) = 0;
 };
 

@@ -118,7 +118,7 @@ struct OpResult {
 
 struct TxnResult {
   bool succeeded = false;
-  Revision revision = 0;  // store revision after the txn
+  Revision revision = 0;          // store revision after the txn
   std::vector<OpResult> results;  // one per op of the branch taken
 };
 
@@ -170,7 +170,7 @@ class Store {
 };
 
 struct SqliteOptions {
-  std::string path;  // database file; created with its directory if missing
+  std::string path;              // database file; created with its directory if missing
   base::Clock* clock = nullptr;  // nullptr = base::SystemClock()
   // How often expired leases are swept. Tests may set it low.
   std::chrono::milliseconds lease_sweep_interval{500};
