@@ -362,16 +362,12 @@ void CloseAllExcept(int a, int b) {
   syscall(SYS_close_range, static_cast<unsigned>(hi + 1), ~0u, 0u);
 }
 
-pid_t RawFork() {
-  return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
-}
-
 // ---- a process started in the sandbox -------------------------------------------------
 
-[[noreturn]] void ProcFailed(int err_fd, Step step, int err, int index = -1) {
-  ChildError e{step, err, index};
-  ssize_t rc = write(err_fd, &e, sizeof(e));
-  (void)rc;
+// The child shares init's memory until it execs (CLONE_VM|CLONE_VFORK), so a failure is
+// reported by writing the ChildError where init will read it.
+[[noreturn]] void ProcFailed(ChildError* out, Step step, int err, int index = -1) {
+  *out = ChildError{step, err, index};
   _exit(127);
 }
 
@@ -383,14 +379,15 @@ const char* FindEnv(char* const* envp, const char* key, size_t klen) {
 }
 
 // Runs in the forked child of init; ends in execve or _exit(127).
-[[noreturn]] void ExecProcess(const ChildPlan& plan, int err_fd, const int stdio[3], uint32_t uid,
-                              uint32_t gid, const char* cwd, char* const* argv, char* const* envp) {
+[[noreturn]] void ExecProcess(const ChildPlan& plan, ChildError* err_out, const int stdio[3],
+                              uint32_t uid, uint32_t gid, const char* cwd, char* const* argv,
+                              char* const* envp) {
   // The order matters: stdio and fds first (nothing may leak into the exec); rlimits and
   // the capability bounding set while we still hold CAP_SYS_RESOURCE/CAP_SETPCAP; ids;
   // then capabilities; chdir as the target user; no_new_privs; seccomp last so that the
   // filter does not have to allow any of the calls above.
   for (int i = 0; i < 3; ++i) {
-    if (dup2(stdio[i], i) < 0) ProcFailed(err_fd, Step::kStdio, errno, i);
+    if (dup2(stdio[i], i) < 0) ProcFailed(err_out, Step::kStdio, errno, i);
   }
   syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
 
@@ -408,18 +405,18 @@ const char* FindEnv(char* const* envp, const char* key, size_t klen) {
     struct rlimit rl {
       plan.rlimits[i].soft, plan.rlimits[i].hard
     };
-    if (setrlimit(plan.rlimits[i].resource, &rl) < 0) ProcFailed(err_fd, Step::kRlimit, errno, i);
+    if (setrlimit(plan.rlimits[i].resource, &rl) < 0) ProcFailed(err_out, Step::kRlimit, errno, i);
   }
   for (int cap = 0; cap <= plan.cap_last; ++cap) {
     if ((plan.cap_keep >> cap) & 1) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
-      ProcFailed(err_fd, Step::kCapBoundingSet, errno, cap);
+      ProcFailed(err_out, Step::kCapBoundingSet, errno, cap);
     }
   }
   if (!plan.user_namespace && setgroups(0, nullptr) < 0)
-    ProcFailed(err_fd, Step::kSetGroups, errno);
-  if (setresgid(gid, gid, gid) < 0) ProcFailed(err_fd, Step::kSetGid, errno);
-  if (setresuid(uid, uid, uid) < 0) ProcFailed(err_fd, Step::kSetUid, errno);
+    ProcFailed(err_out, Step::kSetGroups, errno);
+  if (setresgid(gid, gid, gid) < 0) ProcFailed(err_out, Step::kSetGid, errno);
+  if (setresuid(uid, uid, uid) < 0) ProcFailed(err_out, Step::kSetUid, errno);
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   {
     struct __user_cap_header_struct hdr {
@@ -431,20 +428,20 @@ const char* FindEnv(char* const* envp, const char* key, size_t klen) {
       data[0].effective = data[0].permitted = static_cast<uint32_t>(plan.cap_keep);
       data[1].effective = data[1].permitted = static_cast<uint32_t>(plan.cap_keep >> 32);
     }
-    if (syscall(SYS_capset, &hdr, data) < 0) ProcFailed(err_fd, Step::kCapSet, errno);
+    if (syscall(SYS_capset, &hdr, data) < 0) ProcFailed(err_out, Step::kCapSet, errno);
   }
-  if (chdir(cwd) < 0) ProcFailed(err_fd, Step::kChdirCwd, errno);
+  if (chdir(cwd) < 0) ProcFailed(err_out, Step::kChdirCwd, errno);
   if (plan.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-    ProcFailed(err_fd, Step::kNoNewPrivs, errno);
+    ProcFailed(err_out, Step::kNoNewPrivs, errno);
   }
   if (plan.seccomp.len > 0 && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &plan.seccomp) < 0) {
-    ProcFailed(err_fd, Step::kSeccomp, errno);
+    ProcFailed(err_out, Step::kSeccomp, errno);
   }
 
   const char* file = argv[0];
   if (std::strchr(file, '/') != nullptr) {
     execve(file, argv, envp);
-    ProcFailed(err_fd, Step::kExec, errno);
+    ProcFailed(err_out, Step::kExec, errno);
   }
   const char* path = FindEnv(envp, "PATH", 4);
   if (path == nullptr) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -464,7 +461,7 @@ const char* FindEnv(char* const* envp, const char* key, size_t klen) {
     }
     path = *colon == ':' ? colon + 1 : colon;
   }
-  ProcFailed(err_fd, Step::kExec, last_err);
+  ProcFailed(err_out, Step::kExec, last_err);
 }
 
 // ---- init's command loop ---------------------------------------------------------------
@@ -474,6 +471,21 @@ pid_t g_tracked[kMaxTracked];
 alignas(8) char g_msg[kMaxRunMessage];
 char* g_argv[kMaxArgs + 1];
 char* g_envp[kMaxArgs + 1];
+
+struct SpawnArgs {
+  const ChildPlan* plan;
+  int stdio[3];
+  uint32_t uid, gid;
+  const char* cwd;
+};
+SpawnArgs g_spawn;
+ChildError g_spawn_error;
+alignas(64) char g_stack[256 * 1024];
+
+int SpawnMain(void*) {
+  ExecProcess(*g_spawn.plan, &g_spawn_error, g_spawn.stdio, g_spawn.uid, g_spawn.gid, g_spawn.cwd,
+              g_argv, g_envp);
+}
 
 void SendEvent(int control_fd, MsgType type, pid_t pid, int status, ChildError err) {
   EventMsg m;
@@ -540,35 +552,22 @@ void HandleRun(const ChildPlan& plan, int control_fd, size_t len, const int* fds
   }
   g_envp[h.envc] = nullptr;
 
-  int errpipe[2];
-  if (pipe2(errpipe, O_CLOEXEC) < 0) {
-    CloseFds(fds, nfds);
-    SendEvent(control_fd, MsgType::kRunFailed, 0, 0, ChildError{Step::kFork, errno, -1});
-    return;
-  }
-  pid_t pid = RawFork();
-  if (pid == 0) {
-    close(errpipe[0]);
-    ExecProcess(plan, errpipe[1], fds, h.uid, h.gid, cwd, g_argv, g_envp);
-  }
+  // vfork-style: no page tables to copy, and init resumes exactly when the child has
+  // exec'd (or failed, leaving its ChildError in g_spawn_error).
+  g_spawn = SpawnArgs{&plan, {fds[0], fds[1], fds[2]}, h.uid, h.gid, cwd};
+  g_spawn_error = ChildError{Step::kNone, 0, -1};
+  pid_t pid =
+      clone(SpawnMain, g_stack + sizeof(g_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, nullptr);
   int fork_err = errno;
-  close(errpipe[1]);
   CloseFds(fds, nfds);
   if (pid < 0) {
-    close(errpipe[0]);
     SendEvent(control_fd, MsgType::kRunFailed, 0, 0, ChildError{Step::kFork, fork_err, -1});
     return;
   }
-  ChildError err;
-  ssize_t n;
-  do {
-    n = read(errpipe[0], &err, sizeof(err));
-  } while (n < 0 && errno == EINTR);
-  close(errpipe[0]);
-  if (n == static_cast<ssize_t>(sizeof(err))) {
+  if (g_spawn_error.step != Step::kNone) {
     int st;
     waitpid(pid, &st, 0);
-    SendEvent(control_fd, MsgType::kRunFailed, pid, 0, err);
+    SendEvent(control_fd, MsgType::kRunFailed, pid, 0, g_spawn_error);
     return;
   }
   Track(pid);
