@@ -80,6 +80,11 @@ http::Response RenderError(Protocol protocol, const Error& e, std::string_view r
 Error AuthFailureError(Protocol protocol, const auth::AuthFailure& f) {
   using auth::AuthError;
   const std::string& m = f.message;
+  // A server-side failure while looking up the key: not the caller's fault, retryable.
+  const Error lookup_failed{503, protocol == Protocol::kRestXml ? "ServiceUnavailable"
+                                 : IsJson(protocol)             ? "ServiceException"
+                                                                : "ServiceUnavailable",
+                            "Service is unable to handle request.", false, {}};
   if (protocol == Protocol::kRestXml) {
     switch (f.error) {
       case AuthError::kMissingAuthentication: return MakeError(403, "AccessDenied", "Access Denied");
@@ -101,6 +106,7 @@ Error AuthFailureError(Protocol protocol, const auth::AuthFailure& f) {
         return MakeError(400, "InvalidToken", "The provided token is malformed or otherwise invalid.");
       case AuthError::kExpiredToken:
         return MakeError(400, "ExpiredToken", "The provided token has expired.");
+      case AuthError::kCredentialLookupFailed: return lookup_failed;
     }
   }
   if (IsJson(protocol)) {
@@ -121,6 +127,7 @@ Error AuthFailureError(Protocol protocol, const auth::AuthFailure& f) {
         return MakeError(403, "InvalidSignatureException", m);
       case AuthError::kExpiredToken:
         return MakeError(403, "ExpiredTokenException", std::string(kExpiredToken));
+      case AuthError::kCredentialLookupFailed: return lookup_failed;
     }
   }
   // Query protocol (IAM, STS, ...).
@@ -140,6 +147,7 @@ Error AuthFailureError(Protocol protocol, const auth::AuthFailure& f) {
       return MakeError(403, "SignatureDoesNotMatch", m);
     case AuthError::kPresignExpired: return MakeError(403, "AccessDenied", m);
     case AuthError::kExpiredToken: return MakeError(403, "ExpiredToken", std::string(kExpiredToken));
+    case AuthError::kCredentialLookupFailed: return lookup_failed;
   }
   return MakeError(403, "AccessDenied", m);
 }
