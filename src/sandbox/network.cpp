@@ -257,6 +257,16 @@ Result<base::UniqueFd> ConnectInNetns(int netns_fd, const std::string& ip, uint1
   });
 }
 
+Status RemoveBridge(const std::string& name) {
+  if (name.rfind("stratus", 0) != 0) {
+    return base::InvalidArgument("network: refusing to delete non-stratus link '" + name + "'");
+  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_bridges_ready.erase(name);
+  if (!LinkExists(name)) return Status::Ok();
+  return RunTool({"ip", "link", "del", name});
+}
+
 Status CleanupOrphanVeths() {
   DIR* d = opendir("/sys/class/net");
   if (d == nullptr) return Status::Ok();

@@ -61,6 +61,10 @@ base::Result<base::UniqueFd> ListenInNetns(int netns_fd, const std::string& ip, 
                                            int backlog);
 base::Result<base::UniqueFd> ConnectInNetns(int netns_fd, const std::string& ip, uint16_t port);
 
+// Deletes the bridge `name` (only names starting with "stratus") and forgets that it was
+// set up. For tests and uninstall; sandboxes still attached lose their connectivity.
+base::Status RemoveBridge(const std::string& name);
+
 // Deletes host-side "stx*" veths whose peer namespace is gone (left by a killed server).
 base::Status CleanupOrphanVeths();
 

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -459,6 +460,94 @@ TEST_F(SandboxTest, UserNamespaceMapsRootToUnprivileged) {
   ASSERT_GE(lines.size(), 2u);
   EXPECT_EQ(lines[0], "0");
   EXPECT_NE(lines[1].find("100000"), std::string::npos) << out;
+}
+
+TEST_F(SandboxTest, BridgeNetworkGetsAnAddressAndReachesTheBridge) {
+  if (access("/usr/sbin/ip", X_OK) != 0 && access("/sbin/ip", X_OK) != 0) {
+    GTEST_SKIP() << "iproute2 (ip) missing";
+  }
+  NetworkSpec net;
+  net.mode = NetworkMode::kBridge;
+  net.bridge = "stratus0";
+  net.subnet = "10.88.0.0/16";
+  bool bridge_existed = std::filesystem::exists("/sys/class/net/" + net.bridge);
+  struct RemoveBridgeAtEnd {
+    bool keep;
+    std::string name;
+    ~RemoveBridgeAtEnd() {
+      if (!keep) RemoveBridge(name).IgnoreError();
+    }
+  } remove_bridge{bridge_existed, net.bridge};
+
+  SandboxSpec spec = BusyboxSpec();
+  spec.network = net;
+  auto a = MustCreate(spec);
+  auto b = MustCreate(spec);
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->ip_address(), "");
+  EXPECT_NE(a->ip_address(), b->ip_address());
+  // A listener on the bridge's own address (host side) is reachable from the sandbox.
+  base::UniqueFd host(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "10.88.0.1", &addr.sin_addr);
+  ASSERT_EQ(bind(host.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(host.get(), 4), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(host.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  std::string port = std::to_string(ntohs(addr.sin_port));
+  ProcessSpec ps;
+  ps.argv = {"sh", "-c", "echo via-bridge | nc -w 2 10.88.0.1 " + port};
+  auto p = a->Start(ps);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  pollfd pf{host.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 5000), 1);
+  base::UniqueFd conn(accept4(host.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  char buf[64] = {};
+  ssize_t n = read(conn.get(), buf, sizeof(buf) - 1);
+  EXPECT_EQ(std::string(buf, n > 0 ? n : 0), "via-bridge\n");
+  conn.Reset();  // nc exits when we hang up
+  auto pst = p->Wait(5s);
+  ASSERT_TRUE(pst.ok());
+  EXPECT_FALSE(pst->timed_out);
+  // Sandbox to sandbox across the bridge.
+  ProcessSpec srv;
+  srv.argv = {"sh", "-c", "echo peer | nc -l -p 7000"};
+  auto sp = b->Start(srv);
+  ASSERT_TRUE(sp.ok());
+  std::this_thread::sleep_for(100ms);
+  auto [st, out] = Run(*a, {"sh", "-c", "nc -w 2 " + b->ip_address() + " 7000 </dev/null"});
+  EXPECT_EQ(out, "peer\n");
+  // Destroying the sandbox removes its veth.
+  a.reset();
+  b.reset();
+  int left = 0;
+  for (auto& e : std::filesystem::directory_iterator("/sys/class/net")) {
+    left +=
+        e.path().filename().string().rfind(
+            "stx" +
+                [] {
+                  char h[16];
+                  std::snprintf(h, sizeof(h), "%x-", static_cast<unsigned>(getpid()) & 0xffffff);
+                  return std::string(h);
+                }(),
+            0) == 0;
+  }
+  EXPECT_EQ(left, 0);
+}
+
+TEST_F(SandboxTest, CleanupOrphansRemovesCgroupsOfDeadOwners) {
+  CgroupManager* mgr = *DefaultCgroupManager();
+  // A cgroup named as if a server with pid 4194303 (beyond any live pid) had left it.
+  std::string name = "sbx-4194303-1";
+  auto cg = mgr->Create(name, {});
+  ASSERT_TRUE(cg.ok()) << cg.status().ToString();
+  (void)std::move(cg).value().release();  // "leak" it as a killed server would
+  auto kids = mgr->ListChildren();
+  ASSERT_NE(std::find(kids.begin(), kids.end(), name), kids.end());
+  ASSERT_TRUE(CleanupOrphans().ok());
+  kids = mgr->ListChildren();
+  EXPECT_EQ(std::find(kids.begin(), kids.end(), name), kids.end());
 }
 
 int CountFds() {
