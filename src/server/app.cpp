@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "base/fs.h"
 #include "http/server.h"
 #include "server/edge.h"
 #include "server/metered_store.h"
