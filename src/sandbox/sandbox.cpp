@@ -834,6 +834,7 @@ Status Sandbox::Kill() {
 Status Sandbox::Destroy() {
   // Order: kill the tree (the kernel tears down the namespaces and their mounts with the
   // last process), then the host-side veth, then the now empty cgroup.
+  published_.clear();
   Status st = Kill();
   control_.Reset();
   network_.reset();
@@ -910,6 +911,17 @@ Result<base::UniqueFd> Sandbox::ListenTcp(const std::string& ip, uint16_t port, 
 Result<base::UniqueFd> Sandbox::ConnectTcp(const std::string& ip, uint16_t port) {
   if (!netns_.valid()) return base::FailedPrecondition("sandbox " + id_ + ": no network namespace");
   return ConnectInNetns(netns_.get(), ip, port);
+}
+
+Result<uint16_t> Sandbox::PublishPort(const std::string& host_ip, uint16_t host_port,
+                                      uint16_t sandbox_port, const std::string& sandbox_ip) {
+  if (!alive() || !netns_.valid())
+    return base::FailedPrecondition("sandbox " + id_ + ": not running");
+  ASSIGN_OR_RETURN(auto pf,
+                   PortForward::Start(netns_.get(), host_ip, host_port, sandbox_ip, sandbox_port));
+  uint16_t port = pf->host_port();
+  published_.push_back(std::move(pf));
+  return port;
 }
 
 Result<CgroupUsage> Sandbox::Usage() const {

@@ -34,6 +34,7 @@
 #include "base/time.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/network.h"
+#include "sandbox/port_forward.h"
 
 namespace sandbox {
 
@@ -203,6 +204,11 @@ class Sandbox {
   // API listener at 127.0.0.1:9001 of each function sandbox, health checks.
   base::Result<base::UniqueFd> ListenTcp(const std::string& ip, uint16_t port, int backlog = 128);
   base::Result<base::UniqueFd> ConnectTcp(const std::string& ip, uint16_t port);
+  // Publishes sandbox_port (on the sandbox's loopback, or any address inside) at
+  // host_ip:host_port (0 = pick one; see the returned port). Lives until Destroy.
+  base::Result<uint16_t> PublishPort(const std::string& host_ip, uint16_t host_port,
+                                     uint16_t sandbox_port,
+                                     const std::string& sandbox_ip = "127.0.0.1");
   int netns_fd() const { return netns_.get(); }
   // The sandbox's address on the bridge ("" for NetworkMode::kNone).
   const std::string& ip_address() const { return network_ ? network_->address : empty_; }
@@ -238,6 +244,7 @@ class Sandbox {
   base::UniqueFd netns_;
   std::unique_ptr<Cgroup> cgroup_;
   std::unique_ptr<NetworkAttachment> network_;
+  std::vector<std::unique_ptr<PortForward>> published_;
   std::map<pid_t, int> exits_;  // pid -> wait status, reported but not yet waited for
   uint32_t uid_ = 0, gid_ = 0;
   std::string empty_;

@@ -43,6 +43,15 @@ struct Captured {
   }
 };
 
+// Before any test: remove what an earlier, killed run of this binary left behind.
+class CleanupEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (testing::IsRoot() && DefaultCgroupManager().ok()) CleanupOrphans().IgnoreError();
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new CleanupEnvironment);
+
 class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -264,6 +273,36 @@ TEST_F(SandboxTest, ServerListensInsideTheSandboxNetns) {
   char buf2[64] = {};
   n = read(c->get(), buf2, sizeof(buf2) - 1);
   EXPECT_EQ(std::string(buf2, n > 0 ? n : 0), "from-inside\n");
+}
+
+TEST_F(SandboxTest, PublishedPortRelaysIntoTheSandbox) {
+  auto sb = MustCreate(BusyboxSpec());
+  ASSERT_TRUE(sb);
+  ProcessSpec srv;
+  srv.argv = {"sh", "-c", "nc -l -p 8080 -e cat"};  // echo server on the sandbox's loopback
+  auto sp = sb->Start(srv);
+  ASSERT_TRUE(sp.ok());
+  auto port = sb->PublishPort("127.0.0.1", 0, 8080);
+  ASSERT_TRUE(port.ok()) << port.status().ToString();
+  base::UniqueFd c;
+  for (int i = 0; i < 100; ++i) {
+    c.Reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(*port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_TRUE(base::WriteAll(c.get(), "ping\n", "test").ok());
+    char buf[16] = {};
+    ssize_t n = read(c.get(), buf, sizeof(buf) - 1);
+    if (n > 0) {
+      EXPECT_EQ(std::string(buf, n), "ping\n");
+      break;
+    }
+    std::this_thread::sleep_for(20ms);  // the server in the sandbox was not listening yet
+  }
+  c.Reset();
+  ASSERT_TRUE(sb->Destroy().ok());
 }
 
 TEST_F(SandboxTest, SymlinkInLayerCannotEscape) {
