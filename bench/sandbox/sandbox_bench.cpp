@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
     if (!RunTrue(**sb, nullptr, nullptr)) return 1;
   }
 
-  std::vector<double> fresh, create_ms, start_ms, wait_ms, destroy_ms;
+  std::vector<double> fresh, create_ms, start_ms, wait_ms, destroy_ms, clone_ms, setup_ms;
   for (int i = 0; i < iterations; ++i) {
     auto t0 = Clock::now();
     auto sb = Sandbox::Create(spec);
@@ -155,6 +155,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     auto t1 = Clock::now();
+    clone_ms.push_back(Ms((*sb)->timings().clone));
+    setup_ms.push_back(Ms((*sb)->timings().init_setup));
     double s = 0, w = 0;
     if (!RunTrue(**sb, &s, &w)) return 1;
     auto t2 = Clock::now();
@@ -212,6 +214,8 @@ int main(int argc, char** argv) {
   Print("stratus fresh", f, "");
   if (phases) {
     Print("  create", Summarize(create_ms), "");
+    Print("    clone (namespaces)", Summarize(clone_ms), "");
+    Print("    init setup checklist", Summarize(setup_ms), "");
     Print("  start /bin/true", Summarize(start_ms), "");
     Print("  wait", Summarize(wait_ms), "");
     Print("  destroy", Summarize(destroy_ms), "");

@@ -23,6 +23,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 namespace sandbox::internal {
 
@@ -672,6 +673,8 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
 
 [[noreturn]] void ChildMain(const ChildPlan& plan) {
   const int ctl = plan.control_fd;
+  struct timespec t_start;
+  clock_gettime(CLOCK_MONOTONIC, &t_start);
   umask(0);  // modes below are meant literally; processes get 022 back
 
   // 1. Keep only our two descriptors: nothing of the server may leak into the sandbox.
@@ -693,6 +696,8 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
     if (n != 1) SetupFailed(ctl, Step::kWaitForParent, n < 0 ? errno : EPIPE, -1);
     close(plan.sync_fd);
   }
+  struct timespec t_go;
+  clock_gettime(CLOCK_MONOTONIC, &t_go);
   if (plan.user_namespace) {
     if (setresgid(0, 0, 0) < 0) SetupFailed(ctl, Step::kSetGid, errno, -1);
     if (setresuid(0, 0, 0) < 0) SetupFailed(ctl, Step::kSetUid, errno, -1);
@@ -785,7 +790,13 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
   int sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sig_fd < 0) SetupFailed(ctl, Step::kSignals, errno, -1);
   // 10. Ready: the parent may now start processes.
-  SendEvent(ctl, MsgType::kReady, 0, 0, ChildError{});
+  // The setup time (after the parent's go) travels in the READY event, for bench/.
+  struct timespec t_ready;
+  clock_gettime(CLOCK_MONOTONIC, &t_ready);
+  int64_t setup_us =
+      (t_ready.tv_sec - t_go.tv_sec) * 1000000 + (t_ready.tv_nsec - t_go.tv_nsec) / 1000;
+  (void)t_start;
+  SendEvent(ctl, MsgType::kReady, 0, static_cast<int>(setup_us), ChildError{});
   CommandLoop(plan, ctl, sig_fd);
 }
 

@@ -3,6 +3,10 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
@@ -146,16 +150,12 @@ Status Ioctl(int s, unsigned long req, void* arg, const std::string& what) {
   return Status::Ok();
 }
 
-// Inside the sandbox's namespace: rename the peer to eth0, address it, bring it up and add
-// the default route. Plain ioctls — no tool has to exist inside.
-Status ConfigureInside(const std::string& peer, uint32_t addr, int prefix, uint32_t gw) {
+// Inside the sandbox's namespace: address eth0, bring it up and add the default route.
+// Plain ioctls — no tool has to exist inside.
+Status ConfigureInside(uint32_t addr, int prefix, uint32_t gw) {
   base::UniqueFd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!s.valid()) return base::ErrnoError("network: socket");
   struct ifreq ifr {};
-  std::strncpy(ifr.ifr_name, peer.c_str(), IFNAMSIZ - 1);
-  std::strncpy(ifr.ifr_newname, "eth0", IFNAMSIZ - 1);
-  RETURN_IF_ERROR(Ioctl(s.get(), SIOCSIFNAME, &ifr, "rename " + peer + " to eth0"));
-  ifr = {};
   std::strncpy(ifr.ifr_name, "eth0", IFNAMSIZ - 1);
   auto* sin = reinterpret_cast<sockaddr_in*>(&ifr.ifr_addr);
   sin->sin_family = AF_INET;
@@ -179,12 +179,118 @@ Status ConfigureInside(const std::string& peer, uint32_t addr, int prefix, uint3
   return Status::Ok();
 }
 
+// ---- a little rtnetlink: veth pairs without spawning `ip` ----------------------------
+
+class NlMessage {
+ public:
+  NlMessage(uint16_t type, uint16_t flags) {
+    buf_.resize(NLMSG_HDRLEN);
+    auto* h = hdr();
+    h->nlmsg_type = type;
+    h->nlmsg_flags = static_cast<uint16_t>(NLM_F_REQUEST | NLM_F_ACK | flags);
+  }
+  void Put(const void* data, size_t len) {
+    size_t at = buf_.size();
+    buf_.resize(at + NLMSG_ALIGN(len));
+    std::memcpy(buf_.data() + at, data, len);
+  }
+  void Attr(uint16_t type, const void* data, size_t len) {
+    struct rtattr a {
+      static_cast<unsigned short>(RTA_LENGTH(len)), type
+    };
+    size_t at = buf_.size();
+    buf_.resize(at + RTA_SPACE(len));
+    std::memcpy(buf_.data() + at, &a, sizeof(a));
+    if (len > 0) std::memcpy(buf_.data() + at + RTA_LENGTH(0), data, len);
+  }
+  void Attr(uint16_t type, const std::string& s) { Attr(type, s.c_str(), s.size() + 1); }
+  void AttrU32(uint16_t type, uint32_t v) { Attr(type, &v, sizeof(v)); }
+  size_t Begin(uint16_t type) {
+    size_t at = buf_.size();
+    Attr(type, nullptr, 0);
+    return at;
+  }
+  void End(size_t at) {
+    auto len = static_cast<unsigned short>(buf_.size() - at);
+    std::memcpy(buf_.data() + at, &len, sizeof(len));
+  }
+  std::string& Finish() {
+    hdr()->nlmsg_len = static_cast<uint32_t>(buf_.size());
+    return buf_;
+  }
+
+ private:
+  nlmsghdr* hdr() { return reinterpret_cast<nlmsghdr*>(buf_.data()); }
+  std::string buf_;
+};
+
+// Sends one request on a fresh NETLINK_ROUTE socket and waits for its ACK.
+Status NlTalk(NlMessage& m, const std::string& what) {
+  base::UniqueFd s(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!s.valid()) return base::ErrnoError("netlink: socket");
+  std::string& req = m.Finish();
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(s.get(), req.data(), req.size(), 0, reinterpret_cast<sockaddr*>(&kernel),
+             sizeof(kernel)) < 0) {
+    return base::ErrnoError("netlink: " + what);
+  }
+  alignas(nlmsghdr) char buf[8192];
+  for (;;) {
+    ssize_t n = recv(s.get(), buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return base::ErrnoError("netlink: " + what);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(n));
+         h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
+        if (e->error == 0) return Status::Ok();
+        return base::IoError("netlink: " + what, -e->error);
+      }
+    }
+  }
+}
+
+// ip link add <host> master <bridge> up type veth peer name eth0 netns <fd> (up)
+Status CreateVeth(const std::string& host, const std::string& bridge, int netns_fd) {
+  unsigned bridge_index = if_nametoindex(bridge.c_str());
+  if (bridge_index == 0) return base::ErrnoError("netlink: bridge " + bridge);
+  NlMessage m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_flags = IFF_UP;
+  ifi.ifi_change = IFF_UP;
+  m.Put(&ifi, sizeof(ifi));
+  m.Attr(IFLA_IFNAME, host);
+  m.AttrU32(IFLA_MASTER, bridge_index);
+  size_t linkinfo = m.Begin(IFLA_LINKINFO);
+  m.Attr(IFLA_INFO_KIND, std::string("veth"));
+  size_t data = m.Begin(IFLA_INFO_DATA);
+  size_t peer = m.Begin(VETH_INFO_PEER);
+  ifinfomsg peer_ifi{};
+  peer_ifi.ifi_family = AF_UNSPEC;
+  m.Put(&peer_ifi, sizeof(peer_ifi));  // brought up from inside (ConfigureInside)
+  m.Attr(IFLA_IFNAME, std::string("eth0"));
+  m.AttrU32(IFLA_NET_NS_FD, static_cast<uint32_t>(netns_fd));
+  m.End(peer);
+  m.End(data);
+  m.End(linkinfo);
+  return NlTalk(m, "create veth " + host + " (peer eth0 in the sandbox) on " + bridge);
+}
+
+Status DeleteLink(const std::string& name) {
+  NlMessage m(RTM_DELLINK, 0);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  m.Put(&ifi, sizeof(ifi));
+  m.Attr(IFLA_IFNAME, name);
+  return NlTalk(m, "delete link " + name);
+}
+
 }  // namespace
 
 NetworkAttachment::~NetworkAttachment() {
-  if (!host_veth.empty() && LinkExists(host_veth)) {
-    RunTool({"ip", "link", "del", host_veth}).IgnoreError();
-  }
+  if (!host_veth.empty() && LinkExists(host_veth)) DeleteLink(host_veth).IgnoreError();
   std::lock_guard<std::mutex> lock(g_mu);
   g_slots.erase(slot);
 }
@@ -206,20 +312,16 @@ Result<std::unique_ptr<NetworkAttachment>> AttachBridge(const NetworkSpec& spec,
   }
   // stx<pid hex><slot hex>: the owner's pid in the name lets orphan clean-up find veths of
   // dead servers.
-  char host[IFNAMSIZ], peer[IFNAMSIZ];
+  char host[IFNAMSIZ];
   std::snprintf(host, sizeof(host), "stx%x-%x", static_cast<unsigned>(getpid()) & 0xffffff,
                 att->slot & 0xfffff);
-  std::snprintf(peer, sizeof(peer), "sty%x-%x", static_cast<unsigned>(getpid()) & 0xffffff,
-                att->slot & 0xfffff);
-  RETURN_IF_ERROR(RunTool({"ip", "link", "add", host, "type", "veth", "peer", "name", peer, "netns",
-                           std::to_string(pid)}));
+  (void)pid;
+  RETURN_IF_ERROR(CreateVeth(host, spec.bridge, netns_fd));
   att->host_veth = host;
-  RETURN_IF_ERROR(RunTool({"ip", "link", "set", host, "master", spec.bridge, "up"}));
   uint32_t addr = net.base + att->slot;
   uint32_t gw = net.base + 1;
-  std::string peer_name = peer;
   auto st = InNetns<bool>(netns_fd, [&]() -> Result<bool> {
-    RETURN_IF_ERROR(ConfigureInside(peer_name, addr, net.prefix, gw));
+    RETURN_IF_ERROR(ConfigureInside(addr, net.prefix, gw));
     return true;
   });
   if (!st.ok()) return st.status();
@@ -283,7 +385,7 @@ Status CleanupOrphanVeths() {
     unsigned long owner = std::strtoul(n.substr(3, dash - 3).c_str(), nullptr, 16);
     if (owner == 0 || owner == static_cast<unsigned long>(getpid())) continue;
     if (kill(static_cast<pid_t>(owner), 0) == 0 || errno != ESRCH) continue;
-    Status st = RunTool({"ip", "link", "del", n});
+    Status st = DeleteLink(n);
     if (!st.ok() && first.ok() && LinkExists(n)) first = st;
   }
   return first;

@@ -462,6 +462,7 @@ Status Process::Signal(int sig) {
 
 Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
   // Parse, then act: every check on the caller's input happens before anything exists.
+  auto t_begin = Clock::now();
   RETURN_IF_ERROR(ValidateSpec(spec));
   CgroupManager* cgroups = spec.cgroups;
   if (cgroups == nullptr) {
@@ -554,10 +555,12 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
   //    asked); the cgroup namespace follows once init is inside its cgroup.
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
   if (spec.user_namespace) flags |= CLONE_NEWUSER;
+  auto t_clone = Clock::now();
   long pid = syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) internal::ChildMain(*plan);
   if (pid < 0) return base::ErrnoError("sandbox " + sb->id_ + ": clone");
   sb->init_pid_ = static_cast<pid_t>(pid);
+  sb->timings_.clone = Clock::now() - t_clone;
   sync_r.Reset();
   child_ctl.Reset();
 
@@ -589,7 +592,10 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
   for (;;) {
     ASSIGN_OR_RETURN(bool got, sb->ReadEvent(deadline, &ev));
     if (!got) return base::Unavailable("sandbox " + sb->id_ + ": init not ready within timeout");
-    if (ev.type == static_cast<uint32_t>(MsgType::kReady)) break;
+    if (ev.type == static_cast<uint32_t>(MsgType::kReady)) {
+      sb->timings_.init_setup = std::chrono::microseconds(ev.wait_status);
+      break;
+    }
     if (ev.type == static_cast<uint32_t>(MsgType::kSetupFailed)) {
       std::string what = internal::StepName(static_cast<internal::Step>(ev.step));
       if (ev.step == static_cast<uint32_t>(internal::Step::kMountOp) && ev.index >= 0 &&
@@ -609,6 +615,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
   if (spec.network.mode == NetworkMode::kBridge) {
     ASSIGN_OR_RETURN(sb->network_, AttachBridge(spec.network, sb->init_pid_, sb->netns_.get()));
   }
+  sb->timings_.total = Clock::now() - t_begin;
   return sb;
 }
 

@@ -170,6 +170,13 @@ class Process {
   std::optional<ExitStatus> status_;
 };
 
+// Where Create spent its time (bench/ reports these).
+struct CreateTimings {
+  std::chrono::nanoseconds total{0};       // all of Create
+  std::chrono::nanoseconds clone{0};       // the clone syscall (namespace creation)
+  std::chrono::nanoseconds init_setup{0};  // init's checklist, from "go" to READY
+};
+
 class Sandbox {
  public:
   // Builds a sandbox and waits until its init is ready. Bad input (paths, limits) is
@@ -214,6 +221,7 @@ class Sandbox {
   const std::string& ip_address() const { return network_ ? network_->address : empty_; }
 
   base::Result<CgroupUsage> Usage() const;
+  const CreateTimings& timings() const { return timings_; }
   // Processes in the sandbox's cgroup right now, init included (0 once destroyed).
   int process_count() const { return cgroup_ ? cgroup_->CountProcesses() : 0; }
 
@@ -247,6 +255,7 @@ class Sandbox {
   std::vector<std::unique_ptr<PortForward>> published_;
   std::map<pid_t, int> exits_;  // pid -> wait status, reported but not yet waited for
   uint32_t uid_ = 0, gid_ = 0;
+  CreateTimings timings_;
   std::string empty_;
 };
 
