@@ -12,8 +12,10 @@
 //
 // Threading: every method is safe to call from any thread. Watch callbacks run on a
 // store-owned thread, one at a time per watch, in revision order; a callback must not
-// block for long and must not cancel its own watch synchronously from inside the callback
-// (destroying the Watch handle from another thread is fine).
+// block for long. It may call the store, and may destroy its own (or another) Watch
+// handle: from inside a callback the destructor does not wait. From any other thread the
+// destructor waits for a running callback of that watch to return, so do not hold a lock
+// there that the callback takes. Never destroy the Store from inside a callback.
 #pragma once
 
 #include <chrono>
@@ -58,7 +60,7 @@ struct RangeOptions {
 
 struct RangeResult {
   std::vector<KeyValue> kvs;  // in key order
-  int64_t count = 0;          // how many keys match in total (ignores limit)
+  int64_t count = 0;          // how many keys match in total (ignores limit, honours start_after)
   bool more = false;          // limit cut the result
   Revision revision = 0;      // store revision the read saw
 };
@@ -104,7 +106,9 @@ struct Op {
 };
 
 // If every compare holds, apply `success`, else apply `failure`; atomically, as one revision
-// (a txn that changes nothing does not bump the revision).
+// (a txn that changes nothing does not bump the revision). Ops apply in order and each sees
+// the ones before it (a key may appear twice). If any op fails (e.g. a put with an unknown
+// lease: NotFound) nothing is applied.
 struct Txn {
   std::vector<Compare> compares;
   std::vector<Op> success;
@@ -165,7 +169,8 @@ class Store {
   virtual base::Status KeepAlive(LeaseId lease) = 0;
   virtual base::Status RevokeLease(LeaseId lease) = 0;
 
-  // Drops history before `revision` (watches can no longer start earlier).
+  // Drops history before `revision` (watches can no longer start earlier). InvalidArgument
+  // beyond the current revision; a revision at or below an earlier compaction is a no-op.
   virtual base::Status Compact(Revision revision) = 0;
 };
 
