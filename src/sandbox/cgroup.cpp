@@ -231,7 +231,13 @@ class V1Manager : public CgroupManager {
 
     std::vector<std::string> dirs;
     std::map<std::string, std::string> by_ctrl;
+    // Only the hierarchies we use: memory and cpuacct always (limits, OOM, peak memory and
+    // CPU time), cpu and pids when limited. Each one costs a mkdir, a migration and an rmdir.
     for (const auto& [ctrl, parent] : parents_) {
+      if ((ctrl == "cpu" && !limits.cpu_weight && !limits.cpu_quota) ||
+          (ctrl == "pids" && !limits.pids_max)) {
+        continue;
+      }
       std::string dir = parent + "/" + std::string(name);
       by_ctrl[ctrl] = dir;
       if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);

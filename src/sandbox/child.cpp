@@ -673,8 +673,6 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
 
 [[noreturn]] void ChildMain(const ChildPlan& plan) {
   const int ctl = plan.control_fd;
-  struct timespec t_start;
-  clock_gettime(CLOCK_MONOTONIC, &t_start);
   umask(0);  // modes below are meant literally; processes get 022 back
 
   // 1. Keep only our two descriptors: nothing of the server may leak into the sandbox.
@@ -685,8 +683,7 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
     for (int i = 0; i < 3; ++i) dup2(null_fd, i);
     if (null_fd > 2) close(null_fd);
   }
-  // 2. Wait until the parent has put us into our cgroup (and written id maps): the
-  //    cgroup namespace below must be rooted at the sandbox's own cgroup.
+  // 2. Wait for the parent's "go" (id maps written under a user namespace).
   {
     char go = 0;
     ssize_t n;
@@ -694,7 +691,6 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
       n = read(plan.sync_fd, &go, 1);
     } while (n < 0 && errno == EINTR);
     if (n != 1) SetupFailed(ctl, Step::kWaitForParent, n < 0 ? errno : EPIPE, -1);
-    close(plan.sync_fd);
   }
   struct timespec t_go;
   clock_gettime(CLOCK_MONOTONIC, &t_go);
@@ -702,8 +698,7 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
     if (setresgid(0, 0, 0) < 0) SetupFailed(ctl, Step::kSetGid, errno, -1);
     if (setresuid(0, 0, 0) < 0) SetupFailed(ctl, Step::kSetUid, errno, -1);
   }
-  // 3. Namespaces that must follow the cgroup move.
-  if (unshare(CLONE_NEWCGROUP) < 0) SetupFailed(ctl, Step::kCgroupNamespace, errno, -1);
+  // 3. Hostname (the UTS namespace is ours from clone).
   if (sethostname(plan.hostname, Len(plan.hostname)) < 0) {
     SetupFailed(ctl, Step::kHostname, errno, -1);
   }
@@ -780,7 +775,19 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
     if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) SetupFailed(ctl, Step::kLoopbackUp, errno, -1);
     close(s);
   }
-  // 9. Signals: init reaps through a signalfd; everything else stays blocked (pid 1).
+  // 9. The parent has made our cgroup meanwhile; once we are in it, the cgroup namespace is
+  //    rooted there.
+  {
+    char in_cgroup = 0;
+    ssize_t n;
+    do {
+      n = read(plan.sync_fd, &in_cgroup, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) SetupFailed(ctl, Step::kWaitForParent, n < 0 ? errno : EPIPE, -1);
+    close(plan.sync_fd);
+  }
+  if (unshare(CLONE_NEWCGROUP) < 0) SetupFailed(ctl, Step::kCgroupNamespace, errno, -1);
+  // 10. Signals: init reaps through a signalfd; everything else stays blocked (pid 1).
   sigset_t all;
   sigfillset(&all);
   if (sigprocmask(SIG_SETMASK, &all, nullptr) < 0) SetupFailed(ctl, Step::kSignals, errno, -1);
@@ -789,13 +796,12 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
   sigaddset(&chld, SIGCHLD);
   int sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sig_fd < 0) SetupFailed(ctl, Step::kSignals, errno, -1);
-  // 10. Ready: the parent may now start processes.
+  // 11. Ready: the parent may now start processes.
   // The setup time (after the parent's go) travels in the READY event, for bench/.
   struct timespec t_ready;
   clock_gettime(CLOCK_MONOTONIC, &t_ready);
   int64_t setup_us =
       (t_ready.tv_sec - t_go.tv_sec) * 1000000 + (t_ready.tv_nsec - t_go.tv_nsec) / 1000;
-  (void)t_start;
   SendEvent(ctl, MsgType::kReady, 0, static_cast<int>(setup_us), ChildError{});
   CommandLoop(plan, ctl, sig_fd);
 }

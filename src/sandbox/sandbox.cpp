@@ -536,12 +536,12 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
   sb->uid_ = spec.uid;
   sb->gid_ = spec.gid;
 
-  // 1. The cgroup, with limits, before any process exists.
-  ASSIGN_OR_RETURN(sb->cgroup_, cgroups->Create(sb->id_, spec.limits));
-
-  // 2. Channels: a pipe to release init once it is in its cgroup, a socket for commands.
+  // 1. Channels: a pipe that releases init twice ("go", then "you are in your cgroup"),
+  //    and a socket for commands and events.
   int sync[2], ctl[2];
-  if (pipe2(sync, O_CLOEXEC) < 0) return base::ErrnoError("sandbox: pipe2");
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) {
+    return base::ErrnoError("sandbox: socketpair");
+  }
   base::UniqueFd sync_r(sync[0]), sync_w(sync[1]);
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
     return base::ErrnoError("sandbox: socketpair");
@@ -551,7 +551,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
   plan->sync_fd = sync_r.get();
   plan->control_fd = child_ctl.get();
 
-  // 3. clone: init starts in new mount, pid, ipc, uts and net namespaces (and user, when
+  // 2. clone: init starts in new mount, pid, ipc, uts and net namespaces (and user, when
   //    asked); the cgroup namespace follows once init is inside its cgroup.
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
   if (spec.user_namespace) flags |= CLONE_NEWUSER;
@@ -564,8 +564,9 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
   sync_r.Reset();
   child_ctl.Reset();
 
-  // 4. Put init into the cgroup; map ids; keep a handle on the net namespace; release it.
-  RETURN_IF_ERROR(sb->cgroup_->AddProcess(sb->init_pid_).WithContext("sandbox " + sb->id_));
+  // 3. Map ids (init needs them to act as root inside), keep a handle on the net namespace,
+  //    and let init build its root while we make its cgroup: moving a task between v1
+  //    cgroups waits for an RCU grace period, which overlaps with init's mounts this way.
   if (spec.user_namespace) {
     std::string map = "0 " + std::to_string(spec.userns_host_base) + " " +
                       std::to_string(spec.userns_size) + "\n";
@@ -582,8 +583,16 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
     sb->netns_.Reset(open(ns.c_str(), O_RDONLY | O_CLOEXEC));
     if (!sb->netns_.valid()) return base::ErrnoError("sandbox " + sb->id_ + ": open " + ns);
   }
-  if (write(sync_w.get(), "g", 1) != 1)
-    return base::ErrnoError("sandbox " + sb->id_ + ": release init");
+  // A failed send means init died; its SETUP_FAILED event below says why.
+  bool released = send(sync_w.get(), "g", 1, MSG_NOSIGNAL) == 1;
+
+  // 4. The cgroup with its limits, and init in it, before init reports ready (and so
+  //    before any process of the caller's runs).
+  ASSIGN_OR_RETURN(sb->cgroup_, cgroups->Create(sb->id_, spec.limits));
+  if (released) {
+    RETURN_IF_ERROR(sb->cgroup_->AddProcess(sb->init_pid_).WithContext("sandbox " + sb->id_));
+    send(sync_w.get(), "c", 1, MSG_NOSIGNAL);
+  }
   sync_w.Reset();
 
   // 5. Wait for init's verdict on its setup steps.
