@@ -66,6 +66,7 @@ class QueryService : public Service {
 
   std::string_view signing_name() const override { return signing_name_; }
   Protocol protocol() const override { return Protocol::kQuery; }
+  std::string_view xml_namespace() const override { return xmlns_; }
   void Handle(Call& call, http::Request&& request, http::Responder respond) override;
   const std::string& xmlns() const { return xmlns_; }
 

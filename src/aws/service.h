@@ -63,6 +63,8 @@ class Service {
   virtual ~Service() = default;
   virtual std::string_view signing_name() const = 0;  // "iam"
   virtual Protocol protocol() const = 0;
+  // The XML namespace of the service's error documents (Query protocol), else empty.
+  virtual std::string_view xml_namespace() const { return {}; }
   // Answers through `respond`, exactly once, possibly later from another thread.
   virtual void Handle(Call& call, http::Request&& request, http::Responder respond) = 0;
 };

@@ -173,7 +173,7 @@ void Edge::Handle(http::Request&& req, http::Responder respond) {
   };
 
   auto it = services_.find(route.service);
-  std::string_view xmlns;
+  std::string_view xmlns = it != services_.end() ? it->second->xml_namespace() : std::string_view();
   auto fail = [&](const aws::Error& e) {
     finish(aws::RenderError(route.protocol, e, call->request_id, xmlns));
   };

@@ -81,7 +81,8 @@ class StratusServer:
         return key, secret
 
     def read_log(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")[-8000:]
 

@@ -66,20 +66,22 @@ class AuthTest(StratusTestCase):
 
     def test_presigned_url(self):
         sts = self.server.client("sts")
-        url = sts.generate_presigned_url("get_caller_identity", ExpiresIn=60)
+        url = sts.generate_presigned_url("get_caller_identity", ExpiresIn=60, HttpMethod="GET")
         with urllib.request.urlopen(url) as r:
             self.assertEqual(r.status, 200)
             self.assertIn(b"arn:aws:iam::000000000000:root", r.read())
-        short = sts.generate_presigned_url("get_caller_identity", ExpiresIn=1)
+        short = sts.generate_presigned_url("get_caller_identity", ExpiresIn=1, HttpMethod="GET")
         time.sleep(2.1)
         with self.assertRaises(urllib.error.HTTPError) as cm:
             urllib.request.urlopen(short)
         self.assertEqual(cm.exception.code, 403)
 
     def test_garbage_authorization_header(self):
+        # (Control characters in a header value are malformed HTTP: the HTTP layer answers 400
+        # before any protocol is known; see test_edge.)
         for value in ("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 Credential=", "Basic Zm9vOmJhcg==",
                       "AWS4-HMAC-SHA256 Credential=AKIA/2026/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=zz",
-                      "\x01\x02" * 50):
+                      "AWS4-HMAC-SHA256 " + "Credential=x, " * 2000):
             req = urllib.request.Request(self.server.endpoint + "/", data=GCI.encode(), method="POST",
                                          headers={"Content-Type": "application/x-www-form-urlencoded",
                                                   "Authorization": value})
