@@ -392,28 +392,14 @@ const char* FindEnv(char* const* envp, const char* key, size_t klen) {
   }
   syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
 
-  struct sigaction dfl;
-  std::memset(&dfl, 0, sizeof(dfl));
-  dfl.sa_handler = SIG_DFL;
-  for (int s = 1; s < NSIG; ++s) sigaction(s, &dfl, nullptr);
+  // Signal dispositions, rlimits and the capability bounding set were set once in init
+  // (step 10) and are inherited; only the mask, session and umask are per process.
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   setsid();
   umask(022);
 
-  for (int i = 0; i < plan.rlimit_count; ++i) {
-    struct rlimit rl {
-      plan.rlimits[i].soft, plan.rlimits[i].hard
-    };
-    if (setrlimit(plan.rlimits[i].resource, &rl) < 0) ProcFailed(err_out, Step::kRlimit, errno, i);
-  }
-  for (int cap = 0; cap <= plan.cap_last; ++cap) {
-    if ((plan.cap_keep >> cap) & 1) continue;
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
-      ProcFailed(err_out, Step::kCapBoundingSet, errno, cap);
-    }
-  }
   if (!plan.user_namespace && setgroups(0, nullptr) < 0)
     ProcFailed(err_out, Step::kSetGroups, errno);
   if (setresgid(gid, gid, gid) < 0) ProcFailed(err_out, Step::kSetGid, errno);
@@ -787,7 +773,29 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
     close(plan.sync_fd);
   }
   if (unshare(CLONE_NEWCGROUP) < 0) SetupFailed(ctl, Step::kCgroupNamespace, errno, -1);
-  // 10. Signals: init reaps through a signalfd; everything else stays blocked (pid 1).
+  // 10. What every process inherits, done once here instead of per process: default signal
+  //     dispositions (init itself only blocks and reads a signalfd), rlimits (init runs as
+  //     root, so NPROC does not bind it), and the capability bounding set (init keeps its own
+  //     effective capabilities; it never execs).
+  {
+    struct sigaction dfl;
+    std::memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; ++s) sigaction(s, &dfl, nullptr);
+  }
+  for (int i = 0; i < plan.rlimit_count; ++i) {
+    struct rlimit rl {
+      plan.rlimits[i].soft, plan.rlimits[i].hard
+    };
+    if (setrlimit(plan.rlimits[i].resource, &rl) < 0) SetupFailed(ctl, Step::kRlimit, errno, i);
+  }
+  for (int cap = 0; cap <= plan.cap_last; ++cap) {
+    if ((plan.cap_keep >> cap) & 1) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
+      SetupFailed(ctl, Step::kCapBoundingSet, errno, cap);
+    }
+  }
+  // 11. Signals: init reaps through a signalfd; everything else stays blocked (pid 1).
   sigset_t all;
   sigfillset(&all);
   if (sigprocmask(SIG_SETMASK, &all, nullptr) < 0) SetupFailed(ctl, Step::kSignals, errno, -1);
@@ -796,7 +804,7 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
   sigaddset(&chld, SIGCHLD);
   int sig_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sig_fd < 0) SetupFailed(ctl, Step::kSignals, errno, -1);
-  // 11. Ready: the parent may now start processes.
+  // 12. Ready: the parent may now start processes.
   // The setup time (after the parent's go) travels in the READY event, for bench/.
   struct timespec t_ready;
   clock_gettime(CLOCK_MONOTONIC, &t_ready);
