@@ -35,7 +35,7 @@ for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$nport/" >/dev/null && break
 python3 - "$tmp/data/credentials" "$sport" "$tmp/gci.lua" <<'PY'
 import sys, botocore.auth, botocore.awsrequest, botocore.credentials
 cred_path, port, out = sys.argv[1], sys.argv[2], sys.argv[3]
-kv = dict(l.split("=", 1) for l in open(cred_path) if "=" in l)
+kv = {k.strip(): v.strip() for k, v in (l.split("=", 1) for l in open(cred_path) if "=" in l)}
 key, secret = kv["aws_access_key_id"].strip(), kv["aws_secret_access_key"].strip()
 body = "Action=GetCallerIdentity&Version=2011-06-15"
 req = botocore.awsrequest.AWSRequest(method="POST", url=f"http://127.0.0.1:{port}/", data=body,
@@ -48,25 +48,25 @@ open(out, "w").write("\n".join(lua) + "\n")
 PY
 curl -sf -o /dev/null -X POST "http://127.0.0.1:$sport/" >/dev/null 2>&1 || true
 
-run() { # name url [lua]
-  local name=$1 url=$2 lua=${3:-}
+run() { # slug name url [lua]
+  local slug=$1 name=$2 url=$3 lua=${4:-}
   local args=(-t"$threads" -c"$conns" -d"$duration" --latency)
   [ -n "$lua" ] && args+=(-s "$lua")
-  wrk "${args[@]}" "$url" >"$tmp/$name.txt" 2>&1
+  wrk "${args[@]}" "$url" >"$tmp/$slug.txt" 2>&1
   local rps p50 p99 non2xx
-  rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/$name.txt")
-  p50=$(awk '$1=="50%" {print $2}' "$tmp/$name.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$tmp/$name.txt")
-  non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/$name.txt")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/$slug.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$tmp/$slug.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$tmp/$slug.txt")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$tmp/$slug.txt")
   printf "%-34s %12s %10s %10s %s\n" "$name" "$rps" "$p50" "$p99" "${non2xx:+(non-2xx: $non2xx)}"
-  echo "$rps" >"$tmp/$name.rps"
+  echo "$rps" >"$tmp/$slug.rps"
 }
 
 echo "wrk: $threads threads, $conns connections, $duration per run, 2-core machine shared by client and server"
 printf "%-34s %12s %10s %10s\n" "target" "requests/s" "p50" "p99"
-run "stratus GetCallerIdentity (SigV4)" "http://127.0.0.1:$sport/" "$tmp/gci.lua"
-run "stratus /_stratus/health" "http://127.0.0.1:$sport/_stratus/health"
-run "nginx static 200 (peer)" "http://127.0.0.1:$nport/"
-h=$(cat "$tmp/stratus /_stratus/health.rps"); n=$(cat "$tmp/nginx static 200 (peer).rps"); g=$(cat "$tmp/stratus GetCallerIdentity (SigV4).rps")
+run gci "stratus GetCallerIdentity (SigV4)" "http://127.0.0.1:$sport/" "$tmp/gci.lua"
+run health "stratus /_stratus/health" "http://127.0.0.1:$sport/_stratus/health"
+run nginx "nginx static 200 (peer)" "http://127.0.0.1:$nport/"
+h=$(cat "$tmp/health.rps"); n=$(cat "$tmp/nginx.rps"); g=$(cat "$tmp/gci.rps")
 python3 -c "print('health / nginx ratio: %.2f   signed GetCallerIdentity / nginx: %.2f' % ($h/$n, $g/$n))"
 echo "stratus idle RSS: $((idle_rss / 1024)) MiB ($idle_rss KiB); after load: $(( $(awk '/VmRSS/ {print $2}' /proc/$spid/status) / 1024 )) MiB"
