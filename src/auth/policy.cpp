@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <utility>
 
 #include "base/strings.h"
-#include "base/time.h"
 
 namespace auth {
 
@@ -477,12 +477,35 @@ std::optional<double> ParseNumber(std::string_view s) {
   if (s.front() == '+') s.remove_prefix(1);
   double v = 0;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
   return v;
 }
 
-// Milliseconds since the epoch from epoch seconds ("1700000000", "1700000000.5") or ISO 8601
-// ("2024-01-02", "2024-01-02T03:04:05Z", "...05.123Z", "...05+02:00").
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). Plain
+// integer arithmetic, so far-future sentinels like 9999-12-31 work (std::chrono's nanosecond
+// system clock does not reach them).
+int64_t DaysFromCivil(int64_t y, int m, int d) {
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+// Reads `n` digits at `pos`; nullopt if they are not all digits.
+std::optional<int> Digits(std::string_view s, size_t pos, size_t n) {
+  if (pos + n > s.size()) return std::nullopt;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+// Milliseconds since the epoch from epoch seconds ("1700000000", "1700000000.5") or ISO 8601:
+// "2024-01-02", "2024-01-02T03:04Z", "2024-01-02T03:04:05Z", "...05.123Z", "...05+02:00".
 std::optional<int64_t> ParseDateMillis(std::string_view s) {
   s = base::Trim(s);
   if (s.empty()) return std::nullopt;
@@ -491,23 +514,43 @@ std::optional<int64_t> ParseDateMillis(std::string_view s) {
     if (!seconds || *seconds > 1e13 || *seconds < -1e13) return std::nullopt;
     return static_cast<int64_t>(*seconds * 1000);
   }
-  std::string iso(s);
-  int64_t offset_ms = 0;
-  if (iso.size() == 10) {
-    iso += "T00:00:00Z";
-  } else if (iso.size() > 6 && (iso[iso.size() - 6] == '+' || iso[iso.size() - 6] == '-') &&
-             iso[iso.size() - 3] == ':') {
-    auto hh = base::ParseInt(iso.substr(iso.size() - 5, 2));
-    auto mm = base::ParseInt(iso.substr(iso.size() - 2, 2));
-    if (!hh || !mm || *hh > 23 || *mm > 59) return std::nullopt;
-    offset_ms = (*hh * 60 + *mm) * 60 * 1000;
-    if (iso[iso.size() - 6] == '-') offset_ms = -offset_ms;
-    iso.resize(iso.size() - 6);
-    iso += 'Z';
+  auto year = Digits(s, 0, 4), month = Digits(s, 5, 2), day = Digits(s, 8, 2);
+  if (!year || !month || !day || s[4] != '-' || s[7] != '-' || *month < 1 || *month > 12 ||
+      *day < 1 || *day > 31) {
+    return std::nullopt;
   }
-  auto t = base::ParseIso8601(iso);
-  if (!t) return std::nullopt;
-  return base::EpochMillis(*t) - offset_ms;
+  int64_t ms = DaysFromCivil(*year, *month, *day) * 86400000;
+  size_t pos = 10;
+  if (pos == s.size()) return ms;
+  if (s[pos] != 'T' && s[pos] != 't') return std::nullopt;
+  auto hour = Digits(s, pos + 1, 2), minute = Digits(s, pos + 4, 2);
+  if (!hour || !minute || s[pos + 3] != ':' || *hour > 23 || *minute > 59) return std::nullopt;
+  ms += (*hour * 3600 + *minute * 60) * int64_t{1000};
+  pos += 6;
+  if (pos < s.size() && s[pos] == ':') {
+    auto second = Digits(s, pos + 1, 2);
+    if (!second || *second > 60) return std::nullopt;
+    ms += *second * 1000;
+    pos += 3;
+    if (pos < s.size() && s[pos] == '.') {
+      ++pos;
+      int scale = 100;
+      while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+        ms += (s[pos] - '0') * scale;
+        scale /= 10;
+        ++pos;
+      }
+    }
+  }
+  std::string_view zone = s.substr(pos);
+  if (zone.empty() || zone == "Z" || zone == "z") return ms;
+  if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') {
+    auto hh = Digits(zone, 1, 2), mm = Digits(zone, 4, 2);
+    if (!hh || !mm || *hh > 23 || *mm > 59) return std::nullopt;
+    int64_t offset = (*hh * 60 + *mm) * int64_t{60000};
+    return zone[0] == '+' ? ms - offset : ms + offset;
+  }
+  return std::nullopt;
 }
 
 struct IpNet {

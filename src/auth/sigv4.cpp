@@ -211,6 +211,18 @@ std::string Sign(std::string_view secret, const ParsedSignature& sig,
       base::HmacSha256(SigningKey(secret, sig.date, sig.region, sig.service), string_to_sign));
 }
 
+// base's date parsers overflow std::chrono's nanosecond clock for years outside ~1678..2262;
+// no genuine request is dated outside this window.
+bool PlausibleYear(std::string_view four_digits) {
+  auto year = base::ParseInt(four_digits);
+  return year && *year >= 1970 && *year <= 2200;
+}
+
+std::optional<base::SystemTime> ParseRequestDate(std::string_view amz_date) {
+  if (amz_date.size() != 16 || !PlausibleYear(amz_date.substr(0, 4))) return std::nullopt;
+  return base::ParseAmzDate(amz_date);
+}
+
 // "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 1123, the only Date format SigV4 clients send).
 std::optional<base::SystemTime> ParseHttpDate(std::string_view s) {
   static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -222,7 +234,7 @@ std::optional<base::SystemTime> ParseHttpDate(std::string_view s) {
   int month = 0;
   for (int i = 0; i < 12; ++i)
     if (kMonths[i] == mon) month = i + 1;
-  if (month == 0 || !AllDigits(day) || !AllDigits(year)) return std::nullopt;
+  if (month == 0 || !AllDigits(day) || !PlausibleYear(year)) return std::nullopt;
   std::string iso;
   iso.append(year).append("-");
   if (month < 10) iso.push_back('0');
@@ -287,7 +299,7 @@ std::optional<AuthFailure> ParseSignedHeaders(std::string_view list, ParsedSigna
 
 // Checks X-Amz-Date's format and that the credential scope names the same day.
 std::optional<AuthFailure> CheckDates(const ParsedSignature& sig) {
-  if (!base::ParseAmzDate(sig.amz_date)) {
+  if (!ParseRequestDate(sig.amz_date)) {
     return Fail(AuthError::kIncompleteSignature,
                 "Date must be in ISO-8601 'basic format'. Got '" + sig.amz_date +
                     "'. See http://en.wikipedia.org/wiki/ISO_8601");
@@ -577,7 +589,7 @@ std::variant<VerifiedRequest, AuthFailure> Verify(const HttpRequestView& req,
     return Fail(AuthError::kExpiredToken, std::string(kExpiredTokenMessage));
   }
 
-  const base::SystemTime signed_at = *base::ParseAmzDate(sig.amz_date);  // ParseSignature checked
+  const base::SystemTime signed_at = *ParseRequestDate(sig.amz_date);  // ParseSignature checked
   if (signed_at > now + opts.max_skew) {
     return Fail(AuthError::kRequestTimeSkewed,
                 "Signature not yet current: " + sig.amz_date + " is still later than " +

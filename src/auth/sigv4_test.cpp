@@ -888,6 +888,9 @@ TEST_F(MalformedTest, DatesAndMechanisms) {
       std::string(64, 'a');
   EXPECT_EQ(Error(ParseWith(authz, "2015-08-30T12:36:00Z")), AuthError::kIncompleteSignature);
   EXPECT_EQ(Error(ParseWith(authz, "")), AuthError::kIncompleteSignature);
+  // Years std::chrono's clock cannot represent are rejected, not overflowed.
+  EXPECT_EQ(Error(ParseWith(authz, "70150830T123600Z")), AuthError::kIncompleteSignature);
+  EXPECT_EQ(Error(ParseWith(authz, "00000830T123600Z")), AuthError::kIncompleteSignature);
 
   auto date_mismatch = ParseWith(
       "AWS4-HMAC-SHA256 Credential=AKID/20150831/us-east-1/iam/aws4_request, "
