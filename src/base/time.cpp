@@ -22,6 +22,8 @@ std::tm ToTm(SystemTime t) {
 }
 
 std::optional<SystemTime> FromFields(int y, int mo, int d, int h, int mi, int s) {
+  // system_clock counts nanoseconds in 64 bits: about 1678..2262. Stay well inside.
+  if (y < 1900 || y > 2200) return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 ||
       s > 60)
     return std::nullopt;

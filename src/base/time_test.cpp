@@ -25,6 +25,12 @@ TEST(Time, Iso8601) {
   EXPECT_FALSE(ParseIso8601("2015-08-30T12:36:00+02:00").has_value());
 }
 
+TEST(Time, RejectsYearsTheClockCannotHold) {
+  EXPECT_FALSE(ParseAmzDate("99991231T000000Z").has_value());
+  EXPECT_FALSE(ParseIso8601("1000-01-01T00:00:00Z").has_value());
+  EXPECT_TRUE(ParseIso8601("2199-12-31T23:59:59Z").has_value());
+}
+
 TEST(Time, ManualClockAdvances) {
   ManualClock c(*ParseAmzDate("20200101T000000Z"));
   c.Advance(std::chrono::seconds(90));
