@@ -1,6 +1,8 @@
 #include "services/iam/iam.h"
 
 #include <algorithm>
+#include <limits>
+#include <map>
 
 #include "base/strings.h"
 #include "services/iam/access.h"
@@ -580,16 +582,25 @@ base::Result<ManagedPolicy> Iam::ResolvePolicyArn(std::string_view arn, bool for
   return std::move(read->first);
 }
 
+base::Result<std::map<std::string, int64_t>> Iam::AwsPolicyAttachments() {
+  std::map<std::string, int64_t> counts;
+  ASSIGN_OR_RETURN(auto users, ListUsers("", {"", std::numeric_limits<int64_t>::max()}));
+  ASSIGN_OR_RETURN(auto roles, ListRoles("", {"", std::numeric_limits<int64_t>::max()}));
+  auto add = [&](const std::vector<std::string>& arns) {
+    for (const auto& arn : arns)
+      if (arn.rfind("arn:aws:iam::aws:", 0) == 0) ++counts[arn];
+  };
+  for (const auto& u : users.items) add(u.attached);
+  for (const auto& r : roles.items) add(r.attached);
+  return counts;
+}
+
 base::Result<ManagedPolicy> Iam::GetPolicy(std::string_view arn) {
   ASSIGN_OR_RETURN(ManagedPolicy p, ResolvePolicyArn(arn, false, nullptr));
   if (p.aws_managed) {
-    // Count attachments of built-in policies on demand (they have no record).
-    ASSIGN_OR_RETURN(auto users, ListUsers("", {"", 1000000}));
-    ASSIGN_OR_RETURN(auto roles, ListRoles("", {"", 1000000}));
-    for (const auto& u : users.items)
-      p.attachment_count += std::count(u.attached.begin(), u.attached.end(), p.arn);
-    for (const auto& r : roles.items)
-      p.attachment_count += std::count(r.attached.begin(), r.attached.end(), p.arn);
+    // Built-in policies have no record to count in; count on demand.
+    ASSIGN_OR_RETURN(auto counts, AwsPolicyAttachments());
+    p.attachment_count = counts[p.arn];
   }
   return p;
 }
@@ -614,8 +625,9 @@ base::Result<Page<ManagedPolicy>> Iam::ListPolicies(Scope scope, bool only_attac
     }
   }
   if (scope != Scope::kLocal) {
-    for (const auto& builtin : internal::AwsManagedPolicies()) {
-      ASSIGN_OR_RETURN(ManagedPolicy p, GetPolicy(builtin.arn));
+    ASSIGN_OR_RETURN(auto counts, AwsPolicyAttachments());
+    for (ManagedPolicy p : internal::AwsManagedPolicies()) {
+      p.attachment_count = counts[p.arn];
       if (keep(p)) items.emplace_back(p.arn, std::move(p));
     }
   }

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -269,6 +270,8 @@ class Iam {
                                const base::Status& exists);
   base::Result<ManagedPolicy> ResolvePolicyArn(std::string_view arn, bool for_attach,
                                                store::Revision* revision);
+  // How many users and roles each built-in AWS policy is attached to.
+  base::Result<std::map<std::string, int64_t>> AwsPolicyAttachments();
   template <typename T>
   base::Status Attach(std::string_view name, std::string_view policy_arn, bool attach);
   template <typename T>
