@@ -25,6 +25,10 @@
 #include <cstring>
 #include <ctime>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace sandbox::internal {
 
 const char* StepName(Step s) {
@@ -546,6 +550,11 @@ void HandleRun(const ChildPlan& plan, int control_fd, size_t len, const int* fds
   pid_t pid =
       clone(SpawnMain, g_stack + sizeof(g_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, nullptr);
   int fork_err = errno;
+#if defined(__SANITIZE_ADDRESS__)
+  // The child ran instrumented frames on g_stack in our memory; its redzones would still
+  // be poisoned for the next spawn.
+  __asan_unpoison_memory_region(g_stack, sizeof(g_stack));
+#endif
   CloseFds(fds, nfds);
   if (pid < 0) {
     SendEvent(control_fd, MsgType::kRunFailed, 0, 0, ChildError{Step::kFork, fork_err, -1});
