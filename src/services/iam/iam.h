@@ -39,6 +39,8 @@ struct Options {
   // Extra time an expired STS session stays in the store (so that its use gives
   // ExpiredToken rather than InvalidClientTokenId) before its lease deletes it.
   std::chrono::seconds session_grace{3600};
+  // The shortest session STS grants (AWS: 900 s). Tests lower it to watch expiry happen.
+  std::chrono::seconds min_session_duration{900};
 };
 
 struct Tag {
@@ -159,6 +161,7 @@ class Iam {
   Iam& operator=(const Iam&) = delete;
 
   const std::string& account_id() const { return options_.account_id; }
+  const Options& options() const { return options_; }
   base::Clock& clock() const { return *clock_; }
   store::Store& store() const { return *store_; }
   // When this account's IAM was first opened (the root user's CreateDate).

@@ -19,7 +19,6 @@ using aws::QueryParams;
 using aws::XmlWriter;
 
 constexpr std::string_view kXmlns = "https://sts.amazonaws.com/doc/2011-06-15/";
-constexpr int64_t kMinDuration = 900;
 constexpr int64_t kMaxRoleDuration = 43200;
 constexpr int64_t kChainedMaxDuration = 3600;
 constexpr size_t kMaxSessionPolicySize = 2048;
@@ -78,14 +77,16 @@ Outcome<std::string> SessionNameParam(const QueryParams& p) {
 }
 
 // DurationSeconds within [kMinDuration, max_allowed]; `fallback` when absent.
-Outcome<int64_t> DurationParam(const QueryParams& p, int64_t fallback, int64_t max_allowed) {
+Outcome<int64_t> DurationParam(const QueryParams& p, int64_t min_allowed, int64_t fallback,
+                               int64_t max_allowed) {
   const std::string* v = p.Find("DurationSeconds");
   if (v == nullptr) return fallback;
   auto n = base::ParseInt(*v);
   if (!n) return Validation(Violation(*v, "durationSeconds", "Member must be an integer"));
-  if (*n < kMinDuration)
-    return Validation(
-        Violation(*v, "durationSeconds", "Member must have value greater than or equal to 900"));
+  if (*n < min_allowed)
+    return Validation(Violation(
+        *v, "durationSeconds",
+        "Member must have value greater than or equal to " + std::to_string(min_allowed)));
   if (*n > max_allowed)
     return Validation(
         Violation(*v, "durationSeconds",
@@ -138,6 +139,8 @@ class StsApi {
   Outcome<std::string> GetSessionToken(const QueryParams& p, Call& call);
   Outcome<std::string> GetAccessKeyInfo(const QueryParams& p, Call& call);
 
+  int64_t MinDuration() const { return iam_.options().min_session_duration.count(); }
+
   iam::Iam& iam_;
 };
 
@@ -157,7 +160,7 @@ Outcome<std::string> StsApi::AssumeRole(const QueryParams& p, Call& call) {
   auto session_name = SessionNameParam(p);
   if (!session_name.ok()) return session_name.error();
   bool chained = call.principal.type == auth::PrincipalType::kAssumedRole;
-  auto duration = DurationParam(p, 3600, kMaxRoleDuration);
+  auto duration = DurationParam(p, MinDuration(), 3600, kMaxRoleDuration);
   if (!duration.ok()) return duration.error();
 
   std::string policy = p.Get("Policy");
@@ -227,7 +230,7 @@ Outcome<std::string> StsApi::GetSessionToken(const QueryParams& p, Call& call) {
                           "Cannot call GetSessionToken with session credentials");
   bool root = pr.type == auth::PrincipalType::kRoot;
   // Root sessions last at most an hour; users' up to 36 hours (12 by default).
-  auto duration = DurationParam(p, root ? 3600 : 43200, root ? 3600 : 129600);
+  auto duration = DurationParam(p, MinDuration(), root ? 3600 : 43200, root ? 3600 : 129600);
   if (!duration.ok()) return duration.error();
   iam::Session s;
   s.kind = root ? iam::Session::Kind::kRoot : iam::Session::Kind::kUser;
