@@ -23,17 +23,25 @@ TEST(PoolTest, ClaimIsFastAndTheSandboxWorks) {
   ASSERT_TRUE(pool.ok()) << pool.status().ToString();
   ASSERT_TRUE((*pool)->WaitForIdle(3, 10s)) << (*pool)->last_error().ToString();
 
-  auto start = std::chrono::steady_clock::now();
-  auto sb = (*pool)->Claim();
-  auto took = std::chrono::steady_clock::now() - start;
-  ASSERT_TRUE(sb.ok()) << sb.status().ToString();
-  EXPECT_LT(took, 5ms);  // typically a few microseconds; loose to stay robust on busy hosts
+  // Three claims; the fastest must be quick (the others may be preempted on a busy host).
+  std::vector<std::unique_ptr<Sandbox>> claimed;
+  auto best = std::chrono::steady_clock::duration::max();
+  for (int i = 0; i < 3; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto c = (*pool)->Claim();
+    best = std::min(best, std::chrono::steady_clock::now() - start);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    claimed.push_back(std::move(c).value());
+  }
+  EXPECT_LT(best, 1ms);  // typically a few microseconds
+  std::unique_ptr<Sandbox> sb = std::move(claimed.back());
+  claimed.pop_back();
 
   testing::TempDir code;
-  ASSERT_TRUE((*sb)->MountInto(code.path(), "/var/task", true).ok());
+  ASSERT_TRUE(sb->MountInto(code.path(), "/var/task", true).ok());
   ProcessSpec ps;
   ps.argv = {"sh", "-c", "test -d /var/task && exit 3"};
-  auto p = (*sb)->Start(ps);
+  auto p = sb->Start(ps);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   auto st = p->Wait(5s);
   ASSERT_TRUE(st.ok());
