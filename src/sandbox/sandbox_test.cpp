@@ -605,10 +605,14 @@ size_t CountMine(const std::vector<std::string>& names) {
   return n;
 }
 
+// Host-side veths of this process ("stx<pid hex>-<slot>"); other test processes may run
+// bridge tests concurrently under ctest -j.
 int CountStratusVeths() {
+  char prefix[32];
+  std::snprintf(prefix, sizeof(prefix), "stx%x-", static_cast<unsigned>(getpid()) & 0xffffff);
   int n = 0;
   for (auto& e : std::filesystem::directory_iterator("/sys/class/net")) {
-    n += e.path().filename().string().rfind("stx", 0) == 0;
+    n += e.path().filename().string().rfind(prefix, 0) == 0;
   }
   return n;
 }
