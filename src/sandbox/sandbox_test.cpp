@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -603,6 +604,64 @@ size_t CountMine(const std::vector<std::string>& names) {
   size_t n = 0;
   for (const auto& s : names) n += s.rfind(prefix, 0) == 0;
   return n;
+}
+
+// The server is killed with a sandbox running: init sees its control socket close and takes
+// the sandbox down; CleanupOrphans() then removes the cgroup the dead server left.
+TEST_F(SandboxTest, KilledServerLeavesNoProcessesAndOrphansAreCleaned) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  pid_t server = fork();
+  ASSERT_GE(server, 0);
+  if (server == 0) {
+    auto sb = Sandbox::Create(BusyboxSpec());
+    pid_t init = sb.ok() ? (*sb)->init_pid() : -1;
+    if (sb.ok()) {
+      ProcessSpec ps;
+      ps.argv = {"sleep", "100"};
+      auto proc = (*sb)->Start(ps);
+      if (!proc.ok()) init = -1;
+      (void)!write(p[1], &init, sizeof(init));
+      pause();
+    }
+    (void)!write(p[1], &init, sizeof(init));
+    _exit(1);
+  }
+  struct KillAtEnd {  // even when an assertion below fails
+    pid_t pid;
+    ~KillAtEnd() {
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+    }
+  } guard{server};
+  close(p[1]);
+  pid_t init = -1;
+  ASSERT_EQ(read(p[0], &init, sizeof(init)), static_cast<ssize_t>(sizeof(init)));
+  close(p[0]);
+  ASSERT_GT(init, 0);
+  kill(server, SIGKILL);
+  waitpid(server, nullptr, 0);
+  guard.pid = -1;
+  // init (now a child of the host's reaper) must be gone or a zombie within a second.
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {
+    auto stat = base::ReadFile("/proc/" + std::to_string(init) + "/stat");
+    gone = !stat.ok() || stat->find(") Z ") != std::string::npos;
+    if (!gone) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(gone) << "init " << init << " outlived its server";
+  std::string prefix = "sbx-" + std::to_string(server) + "-";
+  CgroupManager* mgr = *DefaultCgroupManager();
+  auto count = [&] {
+    int n = 0;
+    for (const auto& c : mgr->ListChildren()) n += c.rfind(prefix, 0) == 0;
+    return n;
+  };
+  EXPECT_EQ(count(), 1);  // the dead server's cgroup is still there...
+  EXPECT_TRUE(CleanupOrphans().ok());
+  EXPECT_EQ(count(), 0);  // ...until clean-up on the next start
 }
 
 // Host-side veths of this process ("stx<pid hex>-<slot>"); other test processes may run
