@@ -404,10 +404,12 @@ const char* FindEnv(char* const* envp, const char* key, size_t klen) {
   setsid();
   umask(022);
 
-  if (!plan.user_namespace && setgroups(0, nullptr) < 0)
+  // Raw syscalls: glibc's set*id wrappers broadcast to every thread glibc believes exists —
+  // in a clone of a threaded server those are the parent's threads, and it waits for them.
+  if (!plan.user_namespace && syscall(SYS_setgroups, 0, nullptr) < 0)
     ProcFailed(err_out, Step::kSetGroups, errno);
-  if (setresgid(gid, gid, gid) < 0) ProcFailed(err_out, Step::kSetGid, errno);
-  if (setresuid(uid, uid, uid) < 0) ProcFailed(err_out, Step::kSetUid, errno);
+  if (syscall(SYS_setresgid, gid, gid, gid) < 0) ProcFailed(err_out, Step::kSetGid, errno);
+  if (syscall(SYS_setresuid, uid, uid, uid) < 0) ProcFailed(err_out, Step::kSetUid, errno);
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   {
     struct __user_cap_header_struct hdr {
@@ -690,8 +692,8 @@ void HandleMount(int control_fd, size_t len, const int* fds, int nfds) {
   struct timespec t_go;
   clock_gettime(CLOCK_MONOTONIC, &t_go);
   if (plan.user_namespace) {
-    if (setresgid(0, 0, 0) < 0) SetupFailed(ctl, Step::kSetGid, errno, -1);
-    if (setresuid(0, 0, 0) < 0) SetupFailed(ctl, Step::kSetUid, errno, -1);
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) SetupFailed(ctl, Step::kSetGid, errno, -1);
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) SetupFailed(ctl, Step::kSetUid, errno, -1);
   }
   // 3. Hostname (the UTS namespace is ours from clone).
   if (sethostname(plan.hostname, Len(plan.hostname)) < 0) {

@@ -461,6 +461,25 @@ Status Process::Signal(int sig) {
 // ---- Sandbox -----------------------------------------------------------------------------
 
 Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
+  return CreateImpl(spec, nullptr, nullptr);
+}
+
+Result<Sandbox::Started> Sandbox::CreateAndStart(const SandboxSpec& spec,
+                                                 const ProcessSpec& process) {
+  std::unique_ptr<OutputPump> pump;
+  ASSIGN_OR_RETURN(auto sb, CreateImpl(spec, &process, &pump));
+  // With a bridge the veth is only attached after READY, so the run was not queued early.
+  if (spec.network.mode == NetworkMode::kBridge) {
+    ASSIGN_OR_RETURN(Process p, sb->Start(process));
+    return Started{std::move(sb), std::move(p)};
+  }
+  ASSIGN_OR_RETURN(Process p, sb->AwaitStarted(process, std::move(pump)));
+  return Started{std::move(sb), std::move(p)};
+}
+
+Result<std::unique_ptr<Sandbox>> Sandbox::CreateImpl(const SandboxSpec& spec,
+                                                     const ProcessSpec* first,
+                                                     std::unique_ptr<OutputPump>* first_pump) {
   // Parse, then act: every check on the caller's input happens before anything exists.
   auto t_begin = Clock::now();
   RETURN_IF_ERROR(ValidateSpec(spec));
@@ -594,6 +613,11 @@ Result<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxSpec& spec) {
     send(sync_w.get(), "c", 1, MSG_NOSIGNAL);
   }
   sync_w.Reset();
+  // The first process's run command can wait in the socket while init sets up: init reads
+  // it right after READY, saving a round trip (not with a bridge: eth0 comes after READY).
+  if (first != nullptr && released && spec.network.mode != NetworkMode::kBridge) {
+    ASSIGN_OR_RETURN(*first_pump, sb->SendRun(*first));
+  }
 
   // 5. Wait for init's verdict on its setup steps.
   Event ev;
@@ -671,6 +695,11 @@ Result<bool> Sandbox::ReadEvent(std::optional<Clock::time_point> deadline, Event
 }
 
 Result<Process> Sandbox::Start(const ProcessSpec& spec) {
+  ASSIGN_OR_RETURN(auto pump, SendRun(spec));
+  return AwaitStarted(spec, std::move(pump));
+}
+
+Result<std::unique_ptr<OutputPump>> Sandbox::SendRun(const ProcessSpec& spec) {
   if (!alive()) return base::FailedPrecondition("sandbox " + id_ + ": not running");
   if (spec.argv.empty() || spec.argv[0].empty()) {
     return base::InvalidArgument("sandbox " + id_ + ": empty argv");
@@ -741,6 +770,10 @@ Result<Process> Sandbox::Start(const ProcessSpec& spec) {
   if (spec.stdio == StdioMode::kCapture) {
     pump = std::make_unique<OutputPump>(std::move(out_r), std::move(err_r), spec.sink);
   }
+  return pump;
+}
+
+Result<Process> Sandbox::AwaitStarted(const ProcessSpec& spec, std::unique_ptr<OutputPump> pump) {
   Event ev;
   for (;;) {
     ASSIGN_OR_RETURN(bool got, ReadEvent(Clock::now() + std::chrono::seconds(10), &ev));

@@ -111,6 +111,25 @@ TEST_F(SandboxTest, RunsCommandsAndReportsExitCodes) {
   EXPECT_EQ(st3.ShellCode(), 128 + SIGTERM);
 }
 
+TEST_F(SandboxTest, CreateAndStartQueuesTheFirstProcess) {
+  Captured cap;
+  ProcessSpec ps;
+  ps.argv = {"sh", "-c", "echo first; exit 4"};
+  ps.stdio = StdioMode::kCapture;
+  ps.sink = cap.Sink();
+  auto started = Sandbox::CreateAndStart(BusyboxSpec(), ps);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  auto st = started->process.Wait(10s);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->ShellCode(), 4);
+  EXPECT_EQ(cap.Stdout(), "first\n");
+
+  ps.argv = {"/no/such/entrypoint"};
+  auto bad = Sandbox::CreateAndStart(BusyboxSpec(), ps);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("/no/such/entrypoint"), std::string::npos);
+}
+
 TEST_F(SandboxTest, CapturesStdoutAndStderrLineByLine) {
   auto sb = MustCreate(BusyboxSpec());
   ASSERT_TRUE(sb);
