@@ -376,7 +376,7 @@ void IamApi::AddAccessKeys(aws::QueryService& s) {
            IAM_ASSIGN(User u, iam_.GetUser(name.value()));
            auto keys = SliceList(u.keys, page.value(), [](const AccessKey& k) { return k.id; });
            XmlWriter w;
-           w.Element("UserName", u.name).Open("AccessKeyMetadata");
+           w.Open("AccessKeyMetadata");
            for (const auto& k : keys.items)
              w.Open("member")
                  .Element("UserName", u.name)
