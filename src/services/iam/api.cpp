@@ -2,6 +2,7 @@
 // Every operation names its IAM action and resource ARN so QueryService authorizes it
 // before the handler runs.
 #include <algorithm>
+#include <limits>
 #include <optional>
 
 #include "aws/query.h"
@@ -254,6 +255,7 @@ class IamApi {
   void AddRoles(aws::QueryService& s);
   void AddPolicies(aws::QueryService& s);
   void AddAttachments(aws::QueryService& s, Iam::Entity entity);
+  void AddExtras(aws::QueryService& s);
 
   Iam& iam_;
 };
@@ -765,6 +767,61 @@ void IamApi::AddAttachments(aws::QueryService& s, Iam::Entity entity) {
          }});
 }
 
+void IamApi::AddExtras(aws::QueryService& s) {
+  // Who a managed policy is attached to (Terraform asks before deleting a policy).
+  s.Add({"ListEntitiesForPolicy", "iam:ListEntitiesForPolicy", PolicyArnFn(),
+         [this](const QueryParams& p, Call&) -> Outcome<std::string> {
+           IAM_REQUIRE(arn, p, "PolicyArn");
+           IAM_ASSIGN(ManagedPolicy mp, iam_.GetPolicy(arn));
+           std::string filter = p.Get("EntityFilter");
+           std::string prefix = p.Get("PathPrefix");
+           PageRequest all{"", std::numeric_limits<int64_t>::max()};
+           XmlWriter w;
+           w.Open("PolicyGroups").Close();
+           w.Open("PolicyUsers");
+           if (filter.empty() || filter == "User") {
+             IAM_ASSIGN(Page<User> users, iam_.ListUsers(prefix, all));
+             for (const auto& u : users.items)
+               if (std::find(u.attached.begin(), u.attached.end(), mp.arn) != u.attached.end())
+                 w.Open("member").Element("UserName", u.name).Element("UserId", u.id).Close();
+           }
+           w.Close().Open("PolicyRoles");
+           if (filter.empty() || filter == "Role") {
+             IAM_ASSIGN(Page<Role> roles, iam_.ListRoles(prefix, all));
+             for (const auto& r : roles.items)
+               if (std::find(r.attached.begin(), r.attached.end(), mp.arn) != r.attached.end())
+                 w.Open("member").Element("RoleName", r.name).Element("RoleId", r.id).Close();
+           }
+           w.Close();
+           TruncationXml(w, false, "");
+           return w.Finish();
+         }});
+
+  // No instance profiles here (no EC2); tools that list them before deleting a role get
+  // an empty list.
+  s.Add({"ListInstanceProfilesForRole", "iam:ListInstanceProfilesForRole", RoleArnFn(),
+         [this](const QueryParams& p, Call&) -> Outcome<std::string> {
+           IAM_REQUIRE(name, p, "RoleName");
+           IAM_ASSIGN(Role r, iam_.GetRole(name));
+           (void)r;
+           XmlWriter w;
+           w.Open("InstanceProfiles").Close();
+           TruncationXml(w, false, "");
+           return w.Finish();
+         }});
+
+  s.Add({"UpdateRoleDescription", "iam:UpdateRoleDescription", RoleArnFn(),
+         [this](const QueryParams& p, Call&) -> Outcome<std::string> {
+           IAM_REQUIRE(name, p, "RoleName");
+           IAM_REQUIRE(description, p, "Description");
+           IAM_TRY(iam_.UpdateRole(name, description, 0));
+           IAM_ASSIGN(Role r, iam_.GetRole(name));
+           XmlWriter w;
+           RoleXml(w, r, RoleView::kGet);
+           return w.Finish();
+         }});
+}
+
 std::unique_ptr<aws::QueryService> IamApi::Build() {
   auto s = std::make_unique<aws::QueryService>("iam", std::string(kXmlns), "2010-05-08");
   AddUsers(*s);
@@ -773,6 +830,7 @@ std::unique_ptr<aws::QueryService> IamApi::Build() {
   AddPolicies(*s);
   AddAttachments(*s, Iam::Entity::kUser);
   AddAttachments(*s, Iam::Entity::kRole);
+  AddExtras(*s);
   return s;
 }
 

@@ -202,6 +202,10 @@ TEST_F(IamApiTest, RoleLifecycle) {
   EXPECT_AWS_ERROR(r, 409, "DeleteConflict", "Cannot delete entity, must delete policies first.");
   r = CallIam("Action=GetRolePolicy&RoleName=fn-role&PolicyName=nope");
   EXPECT_AWS_ERROR(r, 404, "NoSuchEntity", "The role policy with name nope cannot be found.");
+  r = CallIam("Action=ListInstanceProfilesForRole&RoleName=fn-role");
+  EXPECT_NE(r.body.find("<InstanceProfiles></InstanceProfiles>"), std::string::npos) << r.body;
+  r = CallIam("Action=UpdateRoleDescription&RoleName=fn-role&Description=new");
+  EXPECT_EQ(Tag(r.body, "Description"), "new");
   EXPECT_EQ(CallIam("Action=DeleteRolePolicy&RoleName=fn-role&PolicyName=s3").status, 200);
   EXPECT_EQ(CallIam("Action=DeleteRole&RoleName=fn-role").status, 200);
   r = CallIam("Action=GetRole&RoleName=fn-role");
@@ -244,6 +248,10 @@ TEST_F(IamApiTest, ManagedPolicies) {
   EXPECT_NE(r.body.find("<PolicyName>ReadOnlyAccess</PolicyName>"), std::string::npos);
   EXPECT_EQ(Tag(CallIam("Action=GetPolicy&PolicyArn=" + Enc(arn)).body, "AttachmentCount"), "1");
 
+  r = CallIam("Action=ListEntitiesForPolicy&PolicyArn=" + Enc(arn));
+  EXPECT_NE(r.body.find("<PolicyUsers><member><UserName>alice</UserName>"), std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("<PolicyRoles></PolicyRoles>"), std::string::npos);
   r = CallIam("Action=DeletePolicy&PolicyArn=" + Enc(arn));
   EXPECT_AWS_ERROR(r, 409, "DeleteConflict", "Cannot delete a policy attached to entities.");
   r = CallIam("Action=DeleteUser&UserName=alice");

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "services/iam/test_util.h"
 
 namespace sts {
@@ -114,6 +116,15 @@ TEST_F(StsTest, AssumeRoleAsRootAndUseTheSession) {
   c = iam::Credentials(*iam_).Lookup(akid);
   ASSERT_TRUE(c.ok());
   EXPECT_LT(*c->expiration, clock_.Now());
+
+  // After the grace period the store's lease removes the session altogether.
+  clock_.Advance(std::chrono::hours(1) + std::chrono::seconds(1));
+  bool gone = false;
+  for (int i = 0; i < 300 && !gone; ++i) {
+    gone = iam::Credentials(*iam_).Lookup(akid).status().code() == base::Code::kNotFound;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone);
 }
 
 TEST_F(StsTest, SessionPolicyIntersectsRolePolicies) {
