@@ -2,9 +2,12 @@
 // sandbox, one claimed from the pool, and `runc run` on the same busybox-static root.
 //
 //   sandbox_bench --rootfs DIR [--iterations N] [--runc-bundle DIR] [--leak-cycles N]
+//                 [--phases]
 //
-// Prints one table. With --leak-cycles, also runs N create/run/destroy cycles and checks
-// that no mount, cgroup, veth, descriptor or child process is left (exit 1 if one is).
+// Prints one table, with the host's floor (a bare fork+exit+wait) for scale; --phases
+// splits the fresh path into create (clone, init's checklist), start, wait and destroy. With
+// --leak-cycles, also runs N create/run/destroy cycles and checks that no mount, cgroup, veth,
+// descriptor or child process is left (exit 1 if one is).
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -16,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/fs.h"
@@ -146,8 +150,27 @@ int main(int argc, char** argv) {
     if (!RunTrue(**sb, nullptr, nullptr)) return 1;
   }
 
+  // Fresh sandboxes two ways, interleaved so that both see the same host conditions:
+  // Create + Start, and CreateAndStart (the run command queued while init sets up).
+  std::vector<double> fused;
+  auto run_fused = [&]() -> bool {
+    ProcessSpec ps;
+    ps.argv = {"/bin/true"};
+    auto t0 = Clock::now();
+    auto started = Sandbox::CreateAndStart(spec, ps);
+    if (!started.ok()) {
+      std::fprintf(stderr, "create+start: %s\n", started.status().ToString().c_str());
+      return false;
+    }
+    auto st = started->process.Wait();
+    if (!st.ok() || st->ShellCode() != 0) return false;
+    started->sandbox.reset();
+    fused.push_back(Ms(Clock::now() - t0));
+    return true;
+  };
   std::vector<double> fresh, create_ms, start_ms, wait_ms, destroy_ms, clone_ms, setup_ms;
   for (int i = 0; i < iterations; ++i) {
+    if (i % 2 == 1 && !run_fused()) return 1;
     auto t0 = Clock::now();
     auto sb = Sandbox::Create(spec);
     if (!sb.ok()) {
@@ -167,25 +190,14 @@ int main(int argc, char** argv) {
     start_ms.push_back(s);
     wait_ms.push_back(w);
     destroy_ms.push_back(Ms(t3 - t2));
+    if (i % 2 == 0 && !run_fused()) return 1;
   }
+  // Let the kernel finish tearing down the previous section's namespaces (network
+  // namespaces are freed by a worker thread) so that it does not bill the next one.
+  auto settle = [] { std::this_thread::sleep_for(std::chrono::seconds(1)); };
 
-  // Fresh again, through CreateAndStart (the run command queued while init sets up).
-  std::vector<double> fused;
-  for (int i = 0; i < iterations; ++i) {
-    ProcessSpec ps;
-    ps.argv = {"/bin/true"};
-    auto t0 = Clock::now();
-    auto started = Sandbox::CreateAndStart(spec, ps);
-    if (!started.ok()) {
-      std::fprintf(stderr, "create+start: %s\n", started.status().ToString().c_str());
-      return 1;
-    }
-    auto st = started->process.Wait();
-    if (!st.ok() || st->ShellCode() != 0) return 1;
-    started->sandbox.reset();
-    fused.push_back(Ms(Clock::now() - t0));
-  }
-
+  settle();
+  settle();
   // Pool: claim -> run -> destroy; the pool refills in the background between iterations
   // (we wait for it, so every claim is a hit and the numbers are the claim path).
   std::vector<double> pooled, claim_ms;
@@ -211,8 +223,21 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The host's floor: a bare fork + exit + waitpid, no namespaces, no exec.
+  std::vector<double> baseline;
+  settle();
+  for (int i = 0; i < iterations; ++i) {
+    auto t0 = Clock::now();
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    int st;
+    waitpid(pid, &st, 0);
+    baseline.push_back(Ms(Clock::now() - t0));
+  }
+
   std::vector<double> runc;
   if (!bundle.empty()) {
+    settle();
     for (int i = 0; i < iterations; ++i) {
       auto t0 = Clock::now();
       int rc = RunRunc(bundle, i);
@@ -241,6 +266,7 @@ int main(int argc, char** argv) {
   Print("stratus pool (claim+run+destroy)", p, "");
   Print("stratus pool claim only", c, "");
   if (!runc.empty()) Print("runc run", r, "");
+  Print("host floor: fork+exit+wait", Summarize(baseline), "(no namespaces, no exec)");
   std::printf("\ntargets: fresh p50 <= 5 ms: %s", f.p50_ms <= 5 ? "MET" : "MISSED");
   if (!runc.empty()) {
     std::printf("; fresh <= runc/4 (%.3f ms): %s", r.p50_ms / 4,
