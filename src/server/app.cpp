@@ -55,6 +55,7 @@ class AppImpl : public App {
 
     iam::Options iopts;
     iopts.account_id = config.account_id;
+    iopts.min_session_duration = std::chrono::seconds(config.sts_min_duration_seconds);
     ASSIGN_OR_RETURN(iam_, iam::OpenIam(store_.get(), iopts));
     iam_service_ = iam::MakeIamService(*iam_);
     sts_service_ = sts::MakeStsService(*iam_);

@@ -36,6 +36,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
       else if (key == "max_header_bytes") c.max_header_bytes = v.as<uint32_t>();
       else if (key == "max_body_bytes") c.max_body_bytes = v.as<uint64_t>();
       else if (key == "log_level" || key == "log-level") c.log_level = v.as<std::string>();
+      else if (key == "sts_min_duration_seconds")
+        c.sts_min_duration_seconds = v.as<int64_t>();
       else return base::InvalidArgument(path + ": unknown key '" + key + "'");
     }
   } catch (const YAML::BadFile&) {
@@ -43,6 +45,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
   } catch (const YAML::Exception& e) {
     return base::InvalidArgument(path + ": " + e.what());
   }
+  if (c.sts_min_duration_seconds < 1 || c.sts_min_duration_seconds > 43200)
+    return base::InvalidArgument(path + ": sts_min_duration_seconds must be 1..43200");
   if (c.account_id.size() != 12 || c.account_id.find_first_not_of("0123456789") != std::string::npos)
     return base::InvalidArgument(path + ": account_id must be 12 digits");
   return base::Status::Ok();

@@ -19,6 +19,8 @@ struct Config {
   uint32_t max_header_bytes = 64 * 1024;
   uint64_t max_body_bytes = 128ull * 1024 * 1024;
   std::string log_level = "info";
+  // Shortest AssumeRole duration (AWS: 900). A test knob, so expiry can be watched quickly.
+  int64_t sts_min_duration_seconds = 900;
 };
 
 // $XDG_DATA_HOME/stratus, ~/.local/share/stratus, or /var/lib/stratus when running as root.

@@ -86,13 +86,15 @@ class StratusServer:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")[-8000:]
 
-    def client(self, service, key=None, secret=None, token=None, region=REGION):
+    def client(self, service, key=None, secret=None, token=None, region=REGION, validate=True):
+        """A boto3 client for this server. validate=False turns off botocore's client-side
+        parameter checks, to see what the server itself answers to out-of-range input."""
         return boto3.client(
             service, endpoint_url=self.endpoint, region_name=region,
             aws_access_key_id=key or self.access_key,
             aws_secret_access_key=secret or self.secret_key,
             aws_session_token=token,
-            config=botocore.config.Config(retries={"max_attempts": 1}))
+            config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=validate))
 
     def cli_env(self, key=None, secret=None, token=None):
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

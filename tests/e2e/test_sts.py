@@ -53,7 +53,7 @@ class AssumeRoleTest(StratusTestCase):
         self.assertEqual(ident["Arn"], "arn:aws:sts::000000000000:assumed-role/worker/cli-session")
 
     def test_credentials_expire(self):
-        creds = self.server.client("sts").assume_role(RoleArn=self.role_arn, RoleSessionName="short",
+        creds = self.server.client("sts", validate=False).assume_role(RoleArn=self.role_arn, RoleSessionName="short",
                                                       DurationSeconds=2)["Credentials"]
         sts = self.server.client("sts", key=creds["AccessKeyId"], secret=creds["SecretAccessKey"],
                                  token=creds["SessionToken"])
@@ -64,12 +64,12 @@ class AssumeRoleTest(StratusTestCase):
     def test_trust_policy_refuses(self):
         resp = self.assertClientError(
             lambda: self.server.client("sts").assume_role(
-                RoleArn="arn:aws:iam::000000000000:role/lambda-only", RoleSessionName="s"),
+                RoleArn="arn:aws:iam::000000000000:role/lambda-only", RoleSessionName="s1"),
             "AccessDenied", 403)
         self.assertIn("sts:AssumeRole", resp["Error"]["Message"])
 
     def test_invalid_parameters(self):
-        sts = self.server.client("sts")
+        sts = self.server.client("sts", validate=False)
         self.assertClientError(lambda: sts.assume_role(RoleArn="nothing-valid-in-here", RoleSessionName="s1"),
                                "ValidationError", 400)
         self.assertClientError(lambda: sts.assume_role(RoleArn=self.role_arn, RoleSessionName="bad:name"),
@@ -82,10 +82,10 @@ class DefaultDurationBoundsTest(StratusTestCase):
     def test_min_duration_is_900_by_default(self):
         iam = self.server.client("iam")
         arn = iam.create_role(RoleName="r", AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"]["Arn"]
-        sts = self.server.client("sts")
-        self.assertClientError(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="s", DurationSeconds=899),
+        sts = self.server.client("sts", validate=False)
+        self.assertClientError(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="s1", DurationSeconds=899),
                                "ValidationError", 400)
-        creds = sts.assume_role(RoleArn=arn, RoleSessionName="s", DurationSeconds=900)["Credentials"]
+        creds = sts.assume_role(RoleArn=arn, RoleSessionName="s1", DurationSeconds=900)["Credentials"]
         self.assertTrue(creds["AccessKeyId"].startswith("ASIA"))
 
 
