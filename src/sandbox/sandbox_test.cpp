@@ -377,7 +377,8 @@ TEST_F(SandboxTest, RootInsideCannotLoadModulesOrOpenRawSockets) {
 import ctypes, errno, socket
 libc = ctypes.CDLL(None, use_errno=True)
 for name, nr in (("init_module", 175), ("finit_module", 313), ("delete_module", 176),
-                 ("kexec_load", 246), ("bpf", 321), ("keyctl", 250), ("ptrace", 101)):
+                 ("kexec_load", 246), ("bpf", 321), ("keyctl", 250), ("ptrace", 101),
+                 ("io_uring_setup", 425), ("mount", 165), ("setns", 308)):
     r = libc.syscall(nr, 0, 0, 0, 0)
     print(name, "denied" if r == -1 and ctypes.get_errno() == errno.EPERM else "ALLOWED")
 try:
@@ -390,7 +391,8 @@ print("unshare-user", "denied" if r == -1 else "ALLOWED")
   auto [st, out] = Run(*sb, {"/usr/bin/python3", "-c", script}, 0);
   EXPECT_EQ(out,
             "init_module denied\nfinit_module denied\ndelete_module denied\nkexec_load denied\n"
-            "bpf denied\nkeyctl denied\nptrace denied\nraw denied\nunshare-user denied\n");
+            "bpf denied\nkeyctl denied\nptrace denied\nio_uring_setup denied\nmount denied\n"
+            "setns denied\nraw denied\nunshare-user denied\n");
 }
 
 TEST_F(SandboxTest, MemoryLimitOomIsReported) {

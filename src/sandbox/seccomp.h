@@ -1,8 +1,8 @@
 // The default seccomp filter of every sandbox: allow by default, deny (EPERM) what Docker's
 // default profile denies to an unprivileged container — mounting, module loading, kexec,
-// keyrings, ptrace and process_vm_*, bpf, perf, new namespaces via clone/unshare/setns,
-// clock and swap changes — and clone3 with ENOSYS so libc falls back to clone, whose flags
-// the filter can inspect.
+// keyrings, ptrace and process_vm_*, bpf, perf, io_uring, new namespaces via
+// clone/unshare/setns, clock and swap changes — and clone3 with ENOSYS so libc falls back
+// to clone, whose flags the filter can inspect.
 //
 // Built once per process with libseccomp and exported as a classic BPF program that the
 // sandbox's init installs with a single syscall. Thread-safe.
