@@ -48,6 +48,7 @@ struct Captured {
 class CleanupEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
+    testing::RemoveStaleTempDirs();
     if (testing::IsRoot() && DefaultCgroupManager().ok()) CleanupOrphans().IgnoreError();
   }
 };

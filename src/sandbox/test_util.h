@@ -2,9 +2,11 @@
 // removed again even when a test fails.
 #pragma once
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -20,7 +22,8 @@ class TempDir {
  public:
   // Under `base` (which must exist), mode 0755 so that unprivileged sandbox users can read.
   explicit TempDir(const std::string& base = "/tmp") {
-    std::string tmpl = base + "/stratus-sandbox-test-XXXXXX";
+    // The pid in the name lets RemoveStaleTempDirs() clean up after a crashed run.
+    std::string tmpl = base + "/stratus-sandbox-test-" + std::to_string(getpid()) + "-XXXXXX";
     char* p = mkdtemp(tmpl.data());
     path_ = p != nullptr ? p : "";
     if (!path_.empty()) chmod(path_.c_str(), 0755);
@@ -34,6 +37,21 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Removes temp dirs of test processes that no longer exist (a crash skips destructors).
+inline void RemoveStaleTempDirs() {
+  for (const char* base : {"/tmp", "/var/tmp"}) {
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(base, ec)) {
+      std::string name = e.path().filename().string();
+      const std::string prefix = "stratus-sandbox-test-";
+      if (name.rfind(prefix, 0) != 0) continue;
+      pid_t owner = static_cast<pid_t>(std::atoi(name.c_str() + prefix.size()));
+      if (owner <= 0 || owner == getpid() || kill(owner, 0) == 0 || errno != ESRCH) continue;
+      std::filesystem::remove_all(e.path(), ec);
+    }
+  }
+}
 
 inline bool HaveBusybox() { return access("/bin/busybox", X_OK) == 0; }
 
