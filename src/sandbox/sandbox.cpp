@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 
 #include "base/strings.h"
@@ -215,6 +216,21 @@ Status ValidateSpec(const SandboxSpec& spec) {
                                    "' is not a directory");
     }
   }
+  if (!spec.volumes.empty() && (spec.volume_root.empty() || spec.volume_root[0] != '/')) {
+    return base::InvalidArgument("sandbox: volumes need an absolute volume_root");
+  }
+  for (const auto& v : spec.volumes) {
+    if (v.name.empty() || v.name == "." || v.name == ".." ||
+        v.name.find_first_not_of(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+            std::string::npos) {
+      return base::InvalidArgument("sandbox: bad volume name '" + v.name + "'");
+    }
+    if (v.target.empty() || v.target[0] != '/' || v.target.find("..") != std::string::npos) {
+      return base::InvalidArgument("sandbox: volume target '" + v.target +
+                                   "' must be absolute without '..'");
+    }
+  }
   for (const auto& b : spec.binds) {
     struct stat st;
     if (b.source.empty() || b.source[0] != '/' || stat(b.source.c_str(), &st) < 0) {
@@ -302,6 +318,9 @@ Status BuildMounts(const SandboxSpec& spec, PlanBuilder& b) {
                        "mode=1777,size=" + std::to_string(spec.tmp_bytes)));
   RETURN_IF_ERROR(b.Fs("sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, ""));
   for (const auto& m : spec.binds) RETURN_IF_ERROR(b.Bind(m.source, m.target, m.read_only, false));
+  for (const auto& v : spec.volumes) {
+    RETURN_IF_ERROR(b.Bind(spec.volume_root + "/" + v.name, v.target, v.read_only, false));
+  }
   // Masks and read-only paths, as Docker's defaults.
   for (const char* f : {"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                         "/proc/timer_stats", "/proc/sched_debug"}) {
@@ -547,6 +566,19 @@ Result<std::unique_ptr<Sandbox>> Sandbox::CreateImpl(const SandboxSpec& spec,
   } else {
     plan->staging_tmpfs_bytes = 16ull << 20;
     plan->root_rel = "";
+  }
+  // A new volume belongs to the sandbox's default user (as seen from the host).
+  for (const auto& v : spec.volumes) {
+    std::string dir = spec.volume_root + "/" + v.name;
+    RETURN_IF_ERROR(base::MakeDirs(spec.volume_root, 0755));
+    if (mkdir(dir.c_str(), 0755) == 0) {
+      uint32_t base_id = spec.user_namespace ? spec.userns_host_base : 0;
+      if (chown(dir.c_str(), base_id + spec.uid, base_id + spec.gid) < 0) {
+        return base::ErrnoError("sandbox: chown volume " + dir);
+      }
+    } else if (errno != EEXIST) {
+      return base::ErrnoError("sandbox: mkdir volume " + dir);
+    }
   }
   RETURN_IF_ERROR(BuildMounts(spec, builder));
 
@@ -976,6 +1008,16 @@ Result<uint16_t> Sandbox::PublishPort(const std::string& host_ip, uint16_t host_
 Result<CgroupUsage> Sandbox::Usage() const {
   if (!cgroup_) return base::FailedPrecondition("sandbox " + id_ + ": destroyed");
   return cgroup_->ReadUsage();
+}
+
+Status RemoveVolumes(const std::string& volume_root) {
+  if (volume_root.empty() || volume_root == "/") {
+    return base::InvalidArgument("sandbox: refusing to remove volume root '" + volume_root + "'");
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(volume_root, ec);
+  if (ec) return base::IoError("sandbox: remove volumes " + volume_root, ec.value());
+  return Status::Ok();
 }
 
 Status CleanupOrphans() {

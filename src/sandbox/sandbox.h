@@ -44,6 +44,15 @@ struct BindMount {
   bool read_only = true;
 };
 
+// A named volume: directory `<volume_root>/<name>` on the host, created on first use and
+// shared by every sandbox that names it with the same volume_root (the sandboxes of one
+// task). Its lifetime is the caller's (RemoveVolumes).
+struct VolumeMount {
+  std::string name;    // [A-Za-z0-9_.-]+
+  std::string target;  // absolute path inside the sandbox
+  bool read_only = false;
+};
+
 enum class RootKind { kOverlay, kLean };
 
 struct OverlayRoot {
@@ -74,6 +83,8 @@ struct SandboxSpec {
   LeanRoot lean;
   bool read_only_root = false;
   std::vector<BindMount> binds;
+  std::vector<VolumeMount> volumes;
+  std::string volume_root;  // required when volumes are given, e.g. /var/lib/stratus/volumes/<task>
   uint64_t tmp_bytes = 64ull << 20;  // size of the /tmp tmpfs
   std::string hostname = "sandbox";
 
@@ -278,6 +289,9 @@ struct Sandbox::Started {
 // gone, and host-side veths of the stratus bridge with no peer. Safe to run while other
 // servers run (it only touches objects whose owner pid is dead).
 base::Status CleanupOrphans();
+
+// Deletes `volume_root` and every named volume in it (when the task is gone).
+base::Status RemoveVolumes(const std::string& volume_root);
 
 // Parses a capability name ("CAP_CHOWN" or "chown") to its number.
 std::optional<int> CapabilityFromName(std::string_view name);

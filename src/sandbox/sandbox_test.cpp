@@ -210,6 +210,29 @@ TEST_F(SandboxTest, WritableRootGoesToTheUpperNotTheLayer) {
   EXPECT_FALSE(std::filesystem::exists(rootfs_ + "/etc/new"));
 }
 
+TEST_F(SandboxTest, NamedVolumesAreSharedBetweenSandboxesOfATask) {
+  TempDir task;
+  std::string root = task.path() + "/volumes";
+  SandboxSpec spec = BusyboxSpec();
+  spec.volume_root = root;
+  spec.volumes = {{"shared", "/data", false}};
+  auto writer = MustCreate(spec);
+  spec.volumes = {{"shared", "/in", true}};
+  auto reader = MustCreate(spec);
+  ASSERT_TRUE(writer && reader);
+  auto [st1, out1] = Run(*writer, {"sh", "-c", "echo hello > /data/msg"});
+  EXPECT_EQ(st1.ShellCode(), 0);
+  auto [st2, out2] =
+      Run(*reader, {"sh", "-c", "cat /in/msg; echo x > /in/other 2>/dev/null || echo ro"});
+  EXPECT_EQ(out2, "hello\nro\n");
+  writer.reset();
+  reader.reset();
+  EXPECT_TRUE(RemoveVolumes(root).ok());
+  EXPECT_FALSE(std::filesystem::exists(root));
+  spec.volumes = {{"../escape", "/x", false}};
+  EXPECT_EQ(Sandbox::Create(spec).status().code(), base::Code::kInvalidArgument);
+}
+
 TEST_F(SandboxTest, DiskUpperKeepsWrites) {
   TempDir rw;
   SandboxSpec spec = BusyboxSpec();
