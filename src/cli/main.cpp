@@ -9,6 +9,9 @@
 #include "server/app.h"
 #include "server/config.h"
 #include "server/root_credentials.h"
+#ifdef STRATUS_HAVE_SANDBOX
+#include "sandbox/run_command.h"
+#endif
 
 namespace {
 
@@ -82,7 +85,27 @@ int main(int argc, char** argv) {
       app.add_subcommand("env", "Print shell exports for the server's root credentials and endpoint");
   AddCommonFlags(env_cmd, env_flags);
 
+#ifdef STRATUS_HAVE_SANDBOX
+  sandbox::RunCommandOptions run_opts;
+  auto* sandbox_cmd = app.add_subcommand("sandbox", "Isolation engine tools");
+  sandbox_cmd->require_subcommand(1);
+  auto* run_cmd = sandbox_cmd->add_subcommand("run", "Run a command in a fresh sandbox");
+  auto* rootfs_opt = run_cmd->add_option("--rootfs", run_opts.rootfs,
+                                         "Root filesystem directory (read-only lower layer)");
+  auto* lean_opt = run_cmd->add_flag("--lean", run_opts.lean,
+                                     "Lean root: read-only binds of the host's runtime directories");
+  rootfs_opt->excludes(lean_opt);
+  run_cmd->add_option("--memory", run_opts.memory, "Memory limit, e.g. 128M");
+  run_cmd->add_option("--net", run_opts.net, "none|bridge")->check(CLI::IsMember({"none", "bridge"}));
+  run_cmd->add_option("--timeout", run_opts.timeout_seconds, "Wall-clock limit in seconds");
+  run_cmd->add_option("command", run_opts.command, "Command and arguments (after --)")->required();
+#endif
+
   CLI11_PARSE(app, argc, argv);
+
+#ifdef STRATUS_HAVE_SANDBOX
+  if (run_cmd->parsed()) return sandbox::RunCommand(run_opts);
+#endif
 
   if (server_cmd->parsed()) {
     server::Config config;
