@@ -211,9 +211,11 @@ Status ValidateSpec(const SandboxSpec& spec) {
       return base::InvalidArgument("sandbox: code dir '" + spec.lean.code_dir +
                                    "' is not a directory");
     }
-    if (!spec.lean.opt_dir.empty() && !IsDir(spec.lean.opt_dir)) {
-      return base::InvalidArgument("sandbox: opt dir '" + spec.lean.opt_dir +
-                                   "' is not a directory");
+    for (const auto& d : spec.lean.opt_layers) {
+      if (d.empty() || d[0] != '/' || d.find_first_of(",:") != std::string::npos || !IsDir(d)) {
+        return base::InvalidArgument("sandbox: layer '" + d +
+                                     "' is not an absolute directory path without ',' or ':'");
+      }
     }
   }
   if (!spec.volumes.empty() && (spec.volume_root.empty() || spec.volume_root[0] != '/')) {
@@ -287,7 +289,16 @@ Status BuildMounts(const SandboxSpec& spec, PlanBuilder& b) {
     }
     if (!spec.lean.code_dir.empty())
       RETURN_IF_ERROR(b.Bind(spec.lean.code_dir, "/var/task", true, false));
-    if (!spec.lean.opt_dir.empty()) RETURN_IF_ERROR(b.Bind(spec.lean.opt_dir, "/opt", true, false));
+    const auto& layers = spec.lean.opt_layers;
+    if (layers.size() == 1) {
+      RETURN_IF_ERROR(b.Bind(layers[0], "/opt", true, false));
+    } else if (layers.size() > 1) {
+      std::string lower;
+      for (auto it = layers.rbegin(); it != layers.rend(); ++it)
+        lower += (lower.empty() ? "" : ":") + *it;
+      RETURN_IF_ERROR(
+          b.Fs("overlay", "/opt", MS_RDONLY | MS_NOSUID | MS_NODEV, "lowerdir=" + lower));
+    }
   }
   RETURN_IF_ERROR(b.Fs("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, ""));
   RETURN_IF_ERROR(b.Fs("tmpfs", "/dev", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536"));

@@ -74,7 +74,8 @@ struct LeanRoot {
       "localtime",       "ld.so.cache",  "ld.so.conf", "ld.so.conf.d", "ssl",
       "ca-certificates", "alternatives", "mime.types"};
   std::string code_dir;  // bound read-only at /var/task when set
-  std::string opt_dir;   // bound read-only at /opt when set (layers)
+  // Function layers merged read-only at /opt, bottom first (one: a bind; more: an overlay).
+  std::vector<std::string> opt_layers;
 };
 
 struct SandboxSpec {

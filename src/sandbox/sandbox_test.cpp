@@ -389,6 +389,23 @@ TEST_F(SandboxTest, LeanRootWithCodeAtVarTask) {
   EXPECT_EQ(out, "handler-code\n/etc/passwd\n");
 }
 
+TEST_F(SandboxTest, LeanRootMergesLayersAtOpt) {
+  TempDir l1, l2;
+  { std::ofstream(l1.path() + "/a") << "from-1\n"; }
+  { std::ofstream(l1.path() + "/both") << "bottom\n"; }
+  { std::ofstream(l2.path() + "/b") << "from-2\n"; }
+  { std::ofstream(l2.path() + "/both") << "top\n"; }
+  SandboxSpec spec;
+  spec.root = RootKind::kLean;
+  spec.lean.opt_layers = {l1.path(), l2.path()};
+  auto sb = MustCreate(spec);
+  ASSERT_TRUE(sb);
+  auto [st, out] =
+      Run(*sb,
+          {"/bin/sh", "-c", "cat /opt/a /opt/b /opt/both; touch /opt/c 2>/dev/null || echo ro"}, 0);
+  EXPECT_EQ(out, "from-1\nfrom-2\ntop\nro\n");
+}
+
 bool HavePython() { return access("/usr/bin/python3", X_OK) == 0; }
 
 TEST_F(SandboxTest, RootInsideCannotLoadModulesOrOpenRawSockets) {
