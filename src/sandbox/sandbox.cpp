@@ -474,7 +474,7 @@ Result<ExitStatus> Process::Wait(std::optional<std::chrono::milliseconds> timeou
   if (sandbox_ == nullptr) return base::FailedPrecondition("sandbox: wait on a moved-from process");
   std::optional<Clock::time_point> deadline;
   if (timeout) deadline = Clock::now() + *timeout;
-  auto r = sandbox_->WaitFor(pid_, deadline);
+  auto r = sandbox_->WaitFor(pid_, oom_kills_before_, deadline);
   if (pump_) pump_->Finish();
   if (!r.ok()) return r.status();
   status_ = *r;
@@ -827,7 +827,10 @@ Result<Process> Sandbox::AwaitStarted(const ProcessSpec& spec, std::unique_ptr<O
       continue;
     }
     if (ev.type == static_cast<uint32_t>(MsgType::kStarted)) {
-      return Process(this, ev.pid, std::move(pump));
+      Process p(this, ev.pid, std::move(pump));
+      // A fresh cgroup has seen no OOM kill; later processes read the count.
+      p.oom_kills_before_ = processes_started_++ == 0 ? 0 : OomKills();
+      return p;
     }
     if (ev.type == static_cast<uint32_t>(MsgType::kRunFailed)) {
       Status st = base::IoError("sandbox " + id_ + ": start " + spec.argv[0] + ": " +
@@ -841,7 +844,13 @@ Result<Process> Sandbox::AwaitStarted(const ProcessSpec& spec, std::unique_ptr<O
   }
 }
 
-ExitStatus Sandbox::MakeStatus(int ws) {
+uint64_t Sandbox::OomKills() const {
+  if (!cgroup_) return 0;
+  auto u = cgroup_->ReadUsage();
+  return u.ok() ? u->oom_kills : 0;
+}
+
+ExitStatus Sandbox::MakeStatus(int ws, uint64_t oom_kills_before) {
   ExitStatus s;
   if (WIFEXITED(ws)) {
     s.exited = true;
@@ -852,27 +861,28 @@ ExitStatus Sandbox::MakeStatus(int ws) {
   if (cgroup_) {
     if (auto u = cgroup_->ReadUsage(); u.ok()) s.usage = *u;
   }
-  s.oom_killed = s.signal == SIGKILL && s.usage.oom_kills > 0;
+  s.oom_killed = s.signal == SIGKILL && s.usage.oom_kills > oom_kills_before;
   return s;
 }
 
-Result<ExitStatus> Sandbox::WaitFor(pid_t pid, std::optional<Clock::time_point> deadline) {
+Result<ExitStatus> Sandbox::WaitFor(pid_t pid, uint64_t oom_kills_before,
+                                    std::optional<Clock::time_point> deadline) {
   for (;;) {
     if (auto it = exits_.find(pid); it != exits_.end()) {
       int ws = it->second;
       exits_.erase(it);
-      return MakeStatus(ws);
+      return MakeStatus(ws, oom_kills_before);
     }
     if (init_dead_ || init_pid_ <= 0) {
       // Init is gone, so is every process of the sandbox: killed with it.
-      ExitStatus s = MakeStatus(SIGKILL);  // WIFSIGNALED(9)
+      ExitStatus s = MakeStatus(SIGKILL, oom_kills_before);  // WIFSIGNALED(9)
       return s;
     }
     Event ev;
     ASSIGN_OR_RETURN(bool got, ReadEvent(deadline, &ev));
     if (!got) {
       RETURN_IF_ERROR(Kill());
-      ExitStatus s = MakeStatus(SIGKILL);
+      ExitStatus s = MakeStatus(SIGKILL, oom_kills_before);
       s.timed_out = true;
       return s;
     }

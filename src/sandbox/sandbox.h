@@ -180,6 +180,7 @@ class Process {
   pid_t pid_ = 0;
   std::unique_ptr<OutputPump> pump_;
   std::optional<ExitStatus> status_;
+  uint64_t oom_kills_before_ = 0;
 };
 
 // Where Create spent its time (bench/ reports these).
@@ -250,7 +251,7 @@ class Sandbox {
                                                            std::unique_ptr<OutputPump>* first_pump);
   base::Result<std::unique_ptr<OutputPump>> SendRun(const ProcessSpec& spec);
   base::Result<Process> AwaitStarted(const ProcessSpec& spec, std::unique_ptr<OutputPump> pump);
-  base::Result<ExitStatus> WaitFor(pid_t pid,
+  base::Result<ExitStatus> WaitFor(pid_t pid, uint64_t oom_kills_before,
                                    std::optional<std::chrono::steady_clock::time_point> deadline);
   struct Event {
     uint32_t type = 0;
@@ -265,7 +266,10 @@ class Sandbox {
   base::Result<bool> ReadEvent(std::optional<std::chrono::steady_clock::time_point> deadline,
                                Event* out);
   void ReapInit();
-  ExitStatus MakeStatus(int wait_status);
+  // oom_kills_before: the cgroup's OOM-kill count when the process started, so that an
+  // earlier OOM kill of another process is not blamed on this one.
+  ExitStatus MakeStatus(int wait_status, uint64_t oom_kills_before);
+  uint64_t OomKills() const;
 
   std::string id_;
   pid_t init_pid_ = -1;
@@ -278,6 +282,7 @@ class Sandbox {
   std::map<pid_t, int> exits_;  // pid -> wait status, reported but not yet waited for
   uint32_t uid_ = 0, gid_ = 0;
   CreateTimings timings_;
+  uint64_t processes_started_ = 0;
   std::string empty_;
 };
 
