@@ -28,7 +28,7 @@ inline Error MakeError(int status, std::string code, std::string message) {
 template <typename T>
 class [[nodiscard]] Outcome {
  public:
-  Outcome(T value) : v_(std::move(value)) {}   // NOLINT
+  Outcome(T value) : v_(std::move(value)) {}      // NOLINT
   Outcome(Error error) : v_(std::move(error)) {}  // NOLINT
   bool ok() const { return v_.index() == 0; }
   T& value() & { return std::get<0>(v_); }

@@ -81,13 +81,17 @@ Error AuthFailureError(Protocol protocol, const auth::AuthFailure& f) {
   using auth::AuthError;
   const std::string& m = f.message;
   // A server-side failure while looking up the key: not the caller's fault, retryable.
-  const Error lookup_failed{503, protocol == Protocol::kRestXml ? "ServiceUnavailable"
-                                 : IsJson(protocol)             ? "ServiceException"
-                                                                : "ServiceUnavailable",
-                            "Service is unable to handle request.", false, {}};
+  const Error lookup_failed{503,
+                            protocol == Protocol::kRestXml ? "ServiceUnavailable"
+                            : IsJson(protocol)             ? "ServiceException"
+                                                           : "ServiceUnavailable",
+                            "Service is unable to handle request.",
+                            false,
+                            {}};
   if (protocol == Protocol::kRestXml) {
     switch (f.error) {
-      case AuthError::kMissingAuthentication: return MakeError(403, "AccessDenied", "Access Denied");
+      case AuthError::kMissingAuthentication:
+        return MakeError(403, "AccessDenied", "Access Denied");
       case AuthError::kIncompleteSignature:
       case AuthError::kUnsupportedAlgorithm:
         return MakeError(400, "AuthorizationHeaderMalformed", m);
@@ -101,18 +105,22 @@ Error AuthFailureError(Protocol protocol, const auth::AuthFailure& f) {
         return MakeError(403, "RequestTimeTooSkewed",
                          "The difference between the request time and the current time is too "
                          "large.");
-      case AuthError::kPresignExpired: return MakeError(403, "AccessDenied", "Request has expired");
+      case AuthError::kPresignExpired:
+        return MakeError(403, "AccessDenied", "Request has expired");
       case AuthError::kInvalidToken:
-        return MakeError(400, "InvalidToken", "The provided token is malformed or otherwise invalid.");
+        return MakeError(400, "InvalidToken",
+                         "The provided token is malformed or otherwise invalid.");
       case AuthError::kExpiredToken:
         return MakeError(400, "ExpiredToken", "The provided token has expired.");
-      case AuthError::kCredentialLookupFailed: return lookup_failed;
+      case AuthError::kCredentialLookupFailed:
+        return lookup_failed;
     }
   }
   if (IsJson(protocol)) {
     switch (f.error) {
       case AuthError::kMissingAuthentication:
-        return MakeError(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+        return MakeError(403, "MissingAuthenticationTokenException",
+                         "Missing Authentication Token");
       case AuthError::kIncompleteSignature:
       case AuthError::kUnsupportedAlgorithm:
         return MakeError(400, "IncompleteSignatureException", m);
@@ -127,13 +135,15 @@ Error AuthFailureError(Protocol protocol, const auth::AuthFailure& f) {
         return MakeError(403, "InvalidSignatureException", m);
       case AuthError::kExpiredToken:
         return MakeError(403, "ExpiredTokenException", std::string(kExpiredToken));
-      case AuthError::kCredentialLookupFailed: return lookup_failed;
+      case AuthError::kCredentialLookupFailed:
+        return lookup_failed;
     }
   }
   // Query protocol (IAM, STS, ...).
   switch (f.error) {
     case AuthError::kMissingAuthentication:
-      return MakeError(403, "MissingAuthenticationToken", "Request is missing Authentication Token");
+      return MakeError(403, "MissingAuthenticationToken",
+                       "Request is missing Authentication Token");
     case AuthError::kIncompleteSignature:
     case AuthError::kUnsupportedAlgorithm:
       return MakeError(400, "IncompleteSignature", m);
@@ -145,9 +155,12 @@ Error AuthFailureError(Protocol protocol, const auth::AuthFailure& f) {
       return MakeError(403, "SignatureDoesNotMatch", std::string(kSigMismatch));
     case AuthError::kRequestTimeSkewed:
       return MakeError(403, "SignatureDoesNotMatch", m);
-    case AuthError::kPresignExpired: return MakeError(403, "AccessDenied", m);
-    case AuthError::kExpiredToken: return MakeError(403, "ExpiredToken", std::string(kExpiredToken));
-    case AuthError::kCredentialLookupFailed: return lookup_failed;
+    case AuthError::kPresignExpired:
+      return MakeError(403, "AccessDenied", m);
+    case AuthError::kExpiredToken:
+      return MakeError(403, "ExpiredToken", std::string(kExpiredToken));
+    case AuthError::kCredentialLookupFailed:
+      return lookup_failed;
   }
   return MakeError(403, "AccessDenied", m);
 }
@@ -155,9 +168,9 @@ Error AuthFailureError(Protocol protocol, const auth::AuthFailure& f) {
 Error UnknownOperationError(Protocol protocol, std::string_view operation) {
   switch (protocol) {
     case Protocol::kQuery:
-      return MakeError(400, "InvalidAction",
-                       "Could not find operation " + std::string(operation) +
-                           " for version 2010-05-08");
+      return MakeError(
+          400, "InvalidAction",
+          "Could not find operation " + std::string(operation) + " for version 2010-05-08");
     case Protocol::kJson:
       return MakeError(400, "UnknownOperationException",
                        "Unknown operation " + std::string(operation));

@@ -23,7 +23,6 @@ Error AuthFailureError(Protocol protocol, const auth::AuthFailure& failure);
 Error UnknownOperationError(Protocol protocol, std::string_view operation);
 
 // Adds x-amzn-RequestId / x-amz-request-id (and Date) to a successful response.
-void AddRequestIdHeaders(http::Response& response, Protocol protocol,
-                         std::string_view request_id);
+void AddRequestIdHeaders(http::Response& response, Protocol protocol, std::string_view request_id);
 
 }  // namespace aws

@@ -14,13 +14,16 @@ TEST(Xml, EscapesAndNests) {
 }
 
 TEST(RenderError, QueryShape) {
-  auto r = RenderError(Protocol::kQuery, MakeError(404, "NoSuchEntity", "The user with name x cannot be found."),
+  auto r = RenderError(Protocol::kQuery,
+                       MakeError(404, "NoSuchEntity", "The user with name x cannot be found."),
                        "req-1", "https://iam.amazonaws.com/doc/2010-05-08/");
   EXPECT_EQ(r.status, 404);
-  EXPECT_EQ(r.body,
-            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>"
-            "<Code>NoSuchEntity</Code><Message>The user with name x cannot be found.</Message></Error>"
-            "<RequestId>req-1</RequestId></ErrorResponse>");
+  EXPECT_EQ(
+      r.body,
+      "<ErrorResponse "
+      "xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>"
+      "<Code>NoSuchEntity</Code><Message>The user with name x cannot be found.</Message></Error>"
+      "<RequestId>req-1</RequestId></ErrorResponse>");
   ASSERT_NE(r.Find("x-amzn-RequestId"), nullptr);
   EXPECT_EQ(*r.Find("x-amzn-RequestId"), "req-1");
 }
@@ -29,7 +32,8 @@ TEST(RenderError, JsonShapes) {
   auto j = RenderError(Protocol::kJson, MakeError(400, "ValidationException", "bad \"x\""), "r");
   EXPECT_EQ(*j.Find("x-amzn-ErrorType"), "ValidationException");
   EXPECT_EQ(j.body, R"({"__type":"ValidationException","message":"bad \"x\""})");
-  auto rj = RenderError(Protocol::kRestJson, MakeError(404, "ResourceNotFoundException", "nope"), "r");
+  auto rj =
+      RenderError(Protocol::kRestJson, MakeError(404, "ResourceNotFoundException", "nope"), "r");
   EXPECT_EQ(rj.status, 404);
   EXPECT_EQ(*rj.Find("x-amzn-ErrorType"), "ResourceNotFoundException");
   EXPECT_EQ(rj.body, R"({"Type":"User","message":"nope"})");

@@ -11,8 +11,9 @@ std::optional<Error> Call::Authorize(
 
 std::string AccessDeniedMessage(const Call& call, std::string_view action,
                                 std::string_view resource, bool explicit_deny) {
-  std::string m = "User: " + call.principal.arn + " is not authorized to perform: " +
-                  std::string(action) + " on resource: " + std::string(resource);
+  std::string m = "User: " + call.principal.arn +
+                  " is not authorized to perform: " + std::string(action) +
+                  " on resource: " + std::string(resource);
   if (explicit_deny)
     m += " with an explicit deny in an identity-based policy";
   else

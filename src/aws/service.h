@@ -41,9 +41,9 @@ struct Call {
 
   // Checks that the caller may perform `action` ("iam:CreateUser") on `resource` (an ARN
   // or "*"). Returns the AccessDenied error to send back when not.
-  std::optional<Error> Authorize(std::string_view action, std::string_view resource,
-                                 const std::map<std::string, std::vector<std::string>>&
-                                     extra_context = {}) const;
+  std::optional<Error> Authorize(
+      std::string_view action, std::string_view resource,
+      const std::map<std::string, std::vector<std::string>>& extra_context = {}) const;
 };
 
 // Decides whether a call may perform an action. Implemented in server/ over IAM.

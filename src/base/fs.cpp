@@ -63,7 +63,8 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, int mode)
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (!fd.valid()) return ErrnoError("create " + tmp);
   Status st = WriteAll(fd.get(), data, tmp);
-  if (st.ok() && ::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) st = ErrnoError("chmod " + tmp);
+  if (st.ok() && ::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0)
+    st = ErrnoError("chmod " + tmp);
   if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoError("fsync " + tmp);
   fd.Reset();
   if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoError("rename " + tmp);

@@ -26,11 +26,11 @@ enum class Code {
   kResourceExhausted,   // a limit was hit (size, count, quota)
   kUnavailable,         // try again later (shutting down, busy)
   kDeadlineExceeded,
-  kAborted,             // a concurrent change won; retry the whole operation
-  kCorruption,          // stored data failed verification
-  kIo,                  // the OS said no (errno in the message)
+  kAborted,     // a concurrent change won; retry the whole operation
+  kCorruption,  // stored data failed verification
+  kIo,          // the OS said no (errno in the message)
   kUnimplemented,
-  kInternal,            // a bug: an invariant did not hold
+  kInternal,  // a bug: an invariant did not hold
 };
 
 std::string_view CodeName(Code code);
@@ -67,9 +67,7 @@ inline Status FailedPrecondition(std::string m) {
 }
 inline Status PermissionDenied(std::string m) { return {Code::kPermissionDenied, std::move(m)}; }
 inline Status Unauthenticated(std::string m) { return {Code::kUnauthenticated, std::move(m)}; }
-inline Status ResourceExhausted(std::string m) {
-  return {Code::kResourceExhausted, std::move(m)};
-}
+inline Status ResourceExhausted(std::string m) { return {Code::kResourceExhausted, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
 inline Status Aborted(std::string m) { return {Code::kAborted, std::move(m)}; }
 inline Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
@@ -85,7 +83,7 @@ Status ErrnoError(std::string_view what);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok() && "Result constructed from an OK Status");
   }
@@ -114,10 +112,10 @@ class [[nodiscard]] Result {
 #define STRATUS_CONCAT(a, b) STRATUS_CONCAT_INNER(a, b)
 
 // Returns the Status of `expr` from the enclosing function when it is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::base::Status _st = (expr);               \
-    if (!_st.ok()) return _st;                 \
+#define RETURN_IF_ERROR(expr)    \
+  do {                           \
+    ::base::Status _st = (expr); \
+    if (!_st.ok()) return _st;   \
   } while (0)
 
 // `lhs = value of expr`, or returns its Status from the enclosing function.

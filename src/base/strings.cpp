@@ -1,7 +1,8 @@
 #include "base/strings.h"
 
-#include <charconv>
 #include <openssl/evp.h>
+
+#include <charconv>
 
 namespace base {
 

@@ -87,8 +87,8 @@ std::string FormatIso8601(SystemTime t, bool millis) {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   std::string out(buf);
   if (millis) {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() %
-              1000;
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
     char frac[8];
     std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms));
     out += frac;

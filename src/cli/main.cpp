@@ -81,8 +81,8 @@ int main(int argc, char** argv) {
   server_cmd->add_option("--log-level", log_level, "trace|debug|info|warn|error");
 
   CommonFlags env_flags;
-  auto* env_cmd =
-      app.add_subcommand("env", "Print shell exports for the server's root credentials and endpoint");
+  auto* env_cmd = app.add_subcommand(
+      "env", "Print shell exports for the server's root credentials and endpoint");
   AddCommonFlags(env_cmd, env_flags);
 
 #ifdef STRATUS_HAVE_SANDBOX
@@ -92,11 +92,12 @@ int main(int argc, char** argv) {
   auto* run_cmd = sandbox_cmd->add_subcommand("run", "Run a command in a fresh sandbox");
   auto* rootfs_opt = run_cmd->add_option("--rootfs", run_opts.rootfs,
                                          "Root filesystem directory (read-only lower layer)");
-  auto* lean_opt = run_cmd->add_flag("--lean", run_opts.lean,
-                                     "Lean root: read-only binds of the host's runtime directories");
+  auto* lean_opt = run_cmd->add_flag(
+      "--lean", run_opts.lean, "Lean root: read-only binds of the host's runtime directories");
   rootfs_opt->excludes(lean_opt);
   run_cmd->add_option("--memory", run_opts.memory, "Memory limit, e.g. 128M");
-  run_cmd->add_option("--net", run_opts.net, "none|bridge")->check(CLI::IsMember({"none", "bridge"}));
+  run_cmd->add_option("--net", run_opts.net, "none|bridge")
+      ->check(CLI::IsMember({"none", "bridge"}));
   run_cmd->add_option("--timeout", run_opts.timeout_seconds, "Wall-clock limit in seconds");
   run_cmd->add_option("command", run_opts.command, "Command and arguments (after --)")->required();
 #endif

@@ -3,12 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <condition_variable>
 #include <list>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -80,9 +80,9 @@ class ServerImpl : public Server {
     if (!ec) acceptor_->bind(ep, ec);
     if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
-      return base::Status(base::Code::kUnavailable, "listen on " + opts_.host + ":" +
-                                                        std::to_string(opts_.port) + ": " +
-                                                        ec.message());
+      return base::Status(
+          base::Code::kUnavailable,
+          "listen on " + opts_.host + ":" + std::to_string(opts_.port) + ": " + ec.message());
     port_ = acceptor_->local_endpoint().port();
     return base::Status::Ok();
   }
@@ -179,8 +179,8 @@ class ServerImpl : public Server {
       IoThread* io = threads_[next].get();
       next = (next + 1) % threads_.size();
       boost::system::error_code ec;
-      tcp::socket sock = co_await acceptor_->async_accept(
-          io->ctx, asio::redirect_error(asio::use_awaitable, ec));
+      tcp::socket sock =
+          co_await acceptor_->async_accept(io->ctx, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
         spdlog::warn("accept: {}", ec.message());

@@ -90,7 +90,9 @@ TEST_F(ServerTest, KeepAliveServesSeveralRequests) {
   Start(Echo());
   RawClient c(server_->port());
   ASSERT_TRUE(c.connected());
-  c.Send("GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
+  c.Send(
+      "GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: "
+      "3\r\n\r\nabc");
   std::string out = c.ReadUntil("POST:abc");
   EXPECT_NE(out.find("X-Path: /a"), std::string::npos) << out;
   EXPECT_NE(out.find("X-Query: x=1"), std::string::npos);

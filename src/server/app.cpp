@@ -60,8 +60,8 @@ class AppImpl : public App {
     iam_service_ = iam::MakeIamService(*iam_);
     sts_service_ = sts::MakeStsService(*iam_);
 
-    credentials_ = std::make_unique<EdgeCredentials>(root, config.account_id,
-                                                     &iam::Credentials(*iam_));
+    credentials_ =
+        std::make_unique<EdgeCredentials>(root, config.account_id, &iam::Credentials(*iam_));
     EdgeOptions eopts;
     eopts.account_id = config.account_id;
     eopts.region = config.region;
@@ -77,10 +77,10 @@ class AppImpl : public App {
     hopts.threads = config.io_threads;
     hopts.max_header_bytes = config.max_header_bytes;
     hopts.max_body_bytes = config.max_body_bytes;
-    ASSIGN_OR_RETURN(http_, http::Server::Create(hopts, [this](http::Request&& r,
-                                                               http::Responder respond) {
-                       edge_->Handle(std::move(r), std::move(respond));
-                     }));
+    ASSIGN_OR_RETURN(
+        http_, http::Server::Create(hopts, [this](http::Request&& r, http::Responder respond) {
+          edge_->Handle(std::move(r), std::move(respond));
+        }));
     edge_->SetGauges([this] {
       auto s = http_->stats();
       return std::map<std::string, double>{

@@ -26,19 +26,28 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       const YAML::Node& v = kv.second;
-      if (key == "data_dir" || key == "data-dir") c.data_dir = v.as<std::string>();
-      else if (key == "listen") c.listen = v.as<std::string>();
-      else if (key == "account_id" || key == "account-id") c.account_id = v.as<std::string>();
-      else if (key == "region") c.region = v.as<std::string>();
+      if (key == "data_dir" || key == "data-dir")
+        c.data_dir = v.as<std::string>();
+      else if (key == "listen")
+        c.listen = v.as<std::string>();
+      else if (key == "account_id" || key == "account-id")
+        c.account_id = v.as<std::string>();
+      else if (key == "region")
+        c.region = v.as<std::string>();
       else if (key == "dev_any_credentials" || key == "dev-any-credentials")
         c.dev_any_credentials = v.as<bool>();
-      else if (key == "io_threads" || key == "io-threads") c.io_threads = v.as<int>();
-      else if (key == "max_header_bytes") c.max_header_bytes = v.as<uint32_t>();
-      else if (key == "max_body_bytes") c.max_body_bytes = v.as<uint64_t>();
-      else if (key == "log_level" || key == "log-level") c.log_level = v.as<std::string>();
+      else if (key == "io_threads" || key == "io-threads")
+        c.io_threads = v.as<int>();
+      else if (key == "max_header_bytes")
+        c.max_header_bytes = v.as<uint32_t>();
+      else if (key == "max_body_bytes")
+        c.max_body_bytes = v.as<uint64_t>();
+      else if (key == "log_level" || key == "log-level")
+        c.log_level = v.as<std::string>();
       else if (key == "sts_min_duration_seconds")
         c.sts_min_duration_seconds = v.as<int64_t>();
-      else return base::InvalidArgument(path + ": unknown key '" + key + "'");
+      else
+        return base::InvalidArgument(path + ": unknown key '" + key + "'");
     }
   } catch (const YAML::BadFile&) {
     return base::NotFound("config file " + path + " cannot be read");
@@ -47,7 +56,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
   }
   if (c.sts_min_duration_seconds < 1 || c.sts_min_duration_seconds > 43200)
     return base::InvalidArgument(path + ": sts_min_duration_seconds must be 1..43200");
-  if (c.account_id.size() != 12 || c.account_id.find_first_not_of("0123456789") != std::string::npos)
+  if (c.account_id.size() != 12 ||
+      c.account_id.find_first_not_of("0123456789") != std::string::npos)
     return base::InvalidArgument(path + ": account_id must be 12 digits");
   return base::Status::Ok();
 }

@@ -10,7 +10,7 @@
 namespace server {
 
 struct Config {
-  std::string data_dir;                  // see DefaultDataDir()
+  std::string data_dir;                   // see DefaultDataDir()
   std::string listen = "127.0.0.1:4566";  // host:port; [v6]:port
   std::string account_id = "000000000000";
   std::string region = "us-east-1";

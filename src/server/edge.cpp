@@ -24,7 +24,8 @@ std::string ScopeService(const http::Request& req) {
     size_t p = authz->find("Credential=");
     if (p != std::string::npos) {
       size_t end = authz->find_first_of(", ", p);
-      credential = authz->substr(p + 11, end == std::string::npos ? std::string::npos : end - p - 11);
+      credential =
+          authz->substr(p + 11, end == std::string::npos ? std::string::npos : end - p - 11);
     }
   } else if (req.query.find("X-Amz-Credential=") != std::string::npos) {
     if (auto q = base::ParseQuery(req.query))
@@ -54,9 +55,10 @@ std::string ServiceForTarget(std::string_view target) {
 
 bool IsStsAction(std::string_view action) {
   static const std::string_view kActions[] = {
-      "GetCallerIdentity", "AssumeRole",        "GetSessionToken", "GetAccessKeyInfo",
-      "AssumeRoleWithWebIdentity", "AssumeRoleWithSAML", "GetFederationToken",
-      "DecodeAuthorizationMessage"};
+      "GetCallerIdentity",         "AssumeRole",
+      "GetSessionToken",           "GetAccessKeyInfo",
+      "AssumeRoleWithWebIdentity", "AssumeRoleWithSAML",
+      "GetFederationToken",        "DecodeAuthorizationMessage"};
   for (auto a : kActions)
     if (a == action) return true;
   return false;
@@ -109,7 +111,8 @@ Route Classify(const http::Request& req) {
   }
   if (!scope.empty() && scope != "s3") {
     // Signed for a service whose request shape we did not recognise.
-    r.protocol = (scope == "iam" || scope == "sts") ? aws::Protocol::kQuery : aws::Protocol::kRestJson;
+    r.protocol =
+        (scope == "iam" || scope == "sts") ? aws::Protocol::kQuery : aws::Protocol::kRestJson;
     r.service = scope;
     return r;
   }
@@ -118,8 +121,8 @@ Route Classify(const http::Request& req) {
   return r;
 }
 
-Edge::Edge(EdgeOptions options, auth::CredentialProvider* credentials,
-           aws::Authorizer* authorizer, Metrics* metrics)
+Edge::Edge(EdgeOptions options, auth::CredentialProvider* credentials, aws::Authorizer* authorizer,
+           Metrics* metrics)
     : options_(std::move(options)),
       clock_(options_.clock ? options_.clock : &base::SystemClock()),
       credentials_(credentials),
@@ -206,8 +209,8 @@ void Edge::Handle(http::Request&& req, http::Responder respond) {
 
   if (it == services_.end()) {
     return fail(aws::UnknownOperationError(
-        route.protocol, route.target.empty() ? route.service + " " + req.method + " " + req.path
-                                             : route.target));
+        route.protocol,
+        route.target.empty() ? route.service + " " + req.method + " " + req.path : route.target));
   }
   it->second->Handle(*call, std::move(req), std::move(finish));
 }

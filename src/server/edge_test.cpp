@@ -5,8 +5,8 @@
 namespace server {
 namespace {
 
-http::Request Req(std::string method, std::string target,
-                  std::vector<http::Header> headers = {}, std::string body = {}) {
+http::Request Req(std::string method, std::string target, std::vector<http::Header> headers = {},
+                  std::string body = {}) {
   http::Request r;
   r.method = std::move(method);
   r.target = target;
@@ -40,7 +40,8 @@ TEST(Classify, FollowsDesignOrder) {
       {Req("GET", "/?Action=ListUsers&Version=2010-05-08"), aws::Protocol::kQuery, "iam"},
       {Req("POST", "/", {{"X-Amz-Target", "AWSStepFunctions.StartExecution"}}),
        aws::Protocol::kJson, "states"},
-      {Req("POST", "/", {{"X-Amz-Target", "Logs_20140328.PutLogEvents"}, {"Authorization", Auth("logs")}}),
+      {Req("POST", "/",
+           {{"X-Amz-Target", "Logs_20140328.PutLogEvents"}, {"Authorization", Auth("logs")}}),
        aws::Protocol::kJson, "logs"},
       {Req("GET", "/2015-03-31/functions/"), aws::Protocol::kRestJson, "lambda"},
       {Req("POST", "/2015-03-31/functions/f/invocations", {{"Authorization", Auth("lambda")}}),

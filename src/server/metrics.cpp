@@ -60,8 +60,8 @@ std::string Metrics::Render(const std::map<std::string, double>& gauges) const {
              Num(kBuckets[i]) + "\"} " + std::to_string(h.buckets[i]) + "\n";
     out += "stratus_request_duration_seconds_bucket{service=\"" + Label(svc) + "\",le=\"+Inf\"} " +
            std::to_string(h.count) + "\n";
-    out += "stratus_request_duration_seconds_sum{service=\"" + Label(svc) + "\"} " + Num(h.sum) +
-           "\n";
+    out +=
+        "stratus_request_duration_seconds_sum{service=\"" + Label(svc) + "\"} " + Num(h.sum) + "\n";
     out += "stratus_request_duration_seconds_count{service=\"" + Label(svc) + "\"} " +
            std::to_string(h.count) + "\n";
   }

@@ -20,7 +20,7 @@ class Metrics {
   void RequestStarted() { ++in_flight_; }
   void RequestFinished(const std::string& service, const std::string& operation, int status,
                        std::chrono::nanoseconds latency);
-  void StoreOp(const char* op) ;
+  void StoreOp(const char* op);
 
   // Extra gauges the caller supplies at render time (connections, ...).
   std::string Render(const std::map<std::string, double>& gauges) const;

@@ -34,9 +34,10 @@ base::Result<RootCredentials> LoadOrCreateRootCredentials(const std::string& dat
   RootCredentials c;
   c.access_key_id = "AKIA" + base::RandomString(16, base::kUpperAlnum);
   c.secret_access_key = base::RandomString(40, base::kAlnum);
-  std::string text = "# Root credentials of this Stratus server. Keep secret.\n[default]\n"
-                     "aws_access_key_id = " + c.access_key_id +
-                     "\naws_secret_access_key = " + c.secret_access_key + "\n";
+  std::string text =
+      "# Root credentials of this Stratus server. Keep secret.\n[default]\n"
+      "aws_access_key_id = " +
+      c.access_key_id + "\naws_secret_access_key = " + c.secret_access_key + "\n";
   RETURN_IF_ERROR(base::WriteFileAtomic(RootCredentialsPath(data_dir), text, 0600));
   return c;
 }
