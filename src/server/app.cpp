@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "base/fs.h"
@@ -90,6 +92,7 @@ class AppImpl : public App {
           {"stratus_store_revision", static_cast<double>(store_->CurrentRevision())},
       };
     });
+    compactor_ = std::thread([this] { CompactLoop(); });
     if (hp.host != "127.0.0.1" && hp.host != "::1" && hp.host != "localhost")
       spdlog::warn("listening on {} — reachable from other machines", hp.host);
     return base::Status::Ok();
@@ -100,6 +103,12 @@ class AppImpl : public App {
   void Shutdown() override { http_->Shutdown(); }
 
   ~AppImpl() override {
+    {
+      std::lock_guard lock(compact_mu_);
+      stopping_ = true;
+    }
+    compact_cv_.notify_all();
+    if (compactor_.joinable()) compactor_.join();
     // Order: no more requests, then services, then the store (flushes and closes).
     http_.reset();
     edge_.reset();
@@ -110,7 +119,24 @@ class AppImpl : public App {
   }
 
  private:
+  // Keeps the store's history bounded: watches can resume from the last
+  // kHistoryRevisions revisions (the store never compacts what a live watch still needs).
+  void CompactLoop() {
+    constexpr store::Revision kHistoryRevisions = 10000;
+    std::unique_lock lock(compact_mu_);
+    while (!compact_cv_.wait_for(lock, std::chrono::minutes(5), [this] { return stopping_; })) {
+      store::Revision rev = store_->CurrentRevision();
+      if (rev <= kHistoryRevisions) continue;
+      base::Status st = store_->Compact(rev - kHistoryRevisions);
+      if (!st.ok()) spdlog::warn("store compaction: {}", st.ToString());
+    }
+  }
+
   Config config_;
+  std::mutex compact_mu_;
+  std::condition_variable compact_cv_;
+  bool stopping_ = false;
+  std::thread compactor_;
   Metrics metrics_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<iam::Iam> iam_;
