@@ -22,8 +22,8 @@ run: deps-run $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j$(JOBS) stratus
 	$(BUILD)/src/cli/stratus server $(ARGS)
 
-# Every test: unit, sandbox and end-to-end (labels), then the unit tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# Every test: unit, sandbox and end-to-end (labels), then the unit and end-to-end tests again
+# under AddressSanitizer + UndefinedBehaviorSanitizer (the e2e servers run instrumented too).
 test: deps-test $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
@@ -39,7 +39,7 @@ $(ASAN_BUILD)/build.ninja:
 test-asan: deps-test $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j$(JOBS) -L unit --timeout 600
+	  ctest --output-on-failure -j$(JOBS) -L "unit|e2e" --timeout 600
 
 bench: deps-bench $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j$(JOBS)
