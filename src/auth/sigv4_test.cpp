@@ -129,6 +129,9 @@ const SuiteCase kSuite[] = {
 #include "auth/testdata/sigv4_suite.inc"
 };
 
+// Short names in test listings (ctest shows them) instead of a byte dump.
+[[maybe_unused]] void PrintTo(const SuiteCase& c, std::ostream* os) { *os << c.name; }
+
 class SigV4SuiteTest : public ::testing::TestWithParam<SuiteCase> {
  protected:
   void SetUp() override {
