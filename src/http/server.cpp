@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -20,30 +21,61 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
-// Turns "call the handler, which responds later from any thread" into an awaitable
-// that resumes the connection's coroutine on its own io_context.
+// One request's answer, which the handler may give before it returns (most do) or later
+// from any thread. Answers given in time skip the trip through the io_context.
+struct PendingResponse {
+  std::mutex mu;
+  bool answered = false;
+  std::optional<Response> response;
+  std::function<void(Response)> late;  // set once the coroutine waits
+};
+
+Responder MakeResponder(std::shared_ptr<PendingResponse> p) {
+  return [p = std::move(p)](Response resp) {
+    std::unique_lock lock(p->mu);
+    if (p->answered) return;  // responding twice is a bug; ignore
+    p->answered = true;
+    if (!p->late) {
+      p->response = std::move(resp);
+      return;
+    }
+    auto late = std::move(p->late);
+    lock.unlock();
+    late(std::move(resp));
+  };
+}
+
+// Waits for a response the handler gives after returning; resumes the connection's
+// coroutine on its own io_context.
 template <typename Token>
-auto AsyncHandle(const Handler& handler, asio::io_context& ctx, Request req, Token&& token) {
+auto AwaitLateResponse(std::shared_ptr<PendingResponse> p, asio::io_context& ctx, Token&& token) {
   return asio::async_initiate<Token, void(Response)>(
-      [&handler, &ctx](auto completion, Request req) {
+      [&ctx](auto completion, std::shared_ptr<PendingResponse> p) {
         using Completion = decltype(completion);
         struct State {
           State(Completion c, asio::io_context& ctx)
               : completion(std::move(c)), work(asio::make_work_guard(ctx)) {}
           Completion completion;
           asio::executor_work_guard<asio::io_context::executor_type> work;
-          std::atomic<bool> done{false};
         };
         auto state = std::make_shared<State>(std::move(completion), ctx);
-        handler(std::move(req), [state, &ctx](Response resp) {
-          if (state->done.exchange(true)) return;  // responding twice is a bug; ignore
+        auto deliver = [state, &ctx](Response resp) {
           asio::post(ctx, [state, resp = std::move(resp)]() mutable {
             state->completion(std::move(resp));
             state->work.reset();
           });
-        });
+        };
+        std::unique_lock lock(p->mu);
+        if (p->response) {  // answered between the handler's return and now
+          Response r = std::move(*p->response);
+          p->response.reset();
+          lock.unlock();
+          deliver(std::move(r));
+          return;
+        }
+        p->late = std::move(deliver);
       },
-      token, std::move(req));
+      token, std::move(p));
 }
 
 class ServerImpl;
@@ -251,7 +283,19 @@ class ServerImpl : public Server {
         req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
       req.body = std::move(msg.body());
       req.remote_ip = remote;
-      Response resp = co_await AsyncHandle(handler_, io->ctx, std::move(req), asio::use_awaitable);
+      auto pending = std::make_shared<PendingResponse>();
+      handler_(std::move(req), MakeResponder(pending));
+      Response resp;
+      bool ready = false;
+      {
+        std::lock_guard lock(pending->mu);
+        if (pending->response) {
+          resp = std::move(*pending->response);
+          pending->response.reset();
+          ready = true;
+        }
+      }
+      if (!ready) resp = co_await AwaitLateResponse(pending, io->ctx, asio::use_awaitable);
 
       bhttp::response<bhttp::string_body> out;
       out.version(11);
