@@ -49,11 +49,26 @@ class StratusServer:
             with open(cfg, "w") as f:
                 f.write(config_yaml)
             args += ["--config", cfg]
+        self.args = args
         self.log_path = os.path.join(self.dir, "server.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_healthy()
         self.access_key, self.secret_key = self._read_root_credentials()
+
+    def restart(self, kill=False):
+        """Stops the server (SIGTERM, or SIGKILL with kill=True) and starts it again on the
+        same data directory and port. Returns the exit code of the stopped process."""
+        if kill:
+            self.proc.kill()
+            self.proc.wait()
+            code = self.proc.returncode
+        else:
+            code = self.stop()
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_healthy()
+        return code
 
     def _wait_healthy(self, timeout=30):
         deadline = time.time() + timeout

@@ -1,6 +1,5 @@
 """The edge: health, metrics, protocol-shaped errors for unknown things, hostile HTTP."""
 import socket
-import subprocess
 import time
 import unittest
 import urllib.request
@@ -136,22 +135,29 @@ class ShutdownTest(unittest.TestCase):
     def test_restart_keeps_credentials_and_state(self):
         server = StratusServer()
         try:
-            iam = server.client("iam")
-            iam.create_user(UserName="persisted")
+            server.client("iam").create_user(UserName="persisted")
             key = server.access_key
-            self.assertEqual(server.stop(), 0)
-            again = StratusServer.__new__(StratusServer)
-            # Same data dir, new process.
-            again.__dict__.update(server.__dict__)
-            again.log = open(again.log_path, "ab")
-            again.proc = subprocess.Popen(
-                [again.proc.args[0], "server", "--data-dir", again.data_dir,
-                 "--listen", f"127.0.0.1:{again.port}"], stdout=again.log, stderr=subprocess.STDOUT)
-            again._wait_healthy()
-            self.assertEqual(again._read_root_credentials()[0], key)
-            users = [u["UserName"] for u in again.client("iam").list_users()["Users"]]
+            self.assertEqual(server.restart(), 0, server.read_log())
+            self.assertEqual(server._read_root_credentials()[0], key)
+            users = [u["UserName"] for u in server.client("iam").list_users()["Users"]]
             self.assertIn("persisted", users)
-            self.assertEqual(again.stop(), 0)
+            self.assertEqual(server.stop(), 0)
+        finally:
+            server.cleanup()
+
+    def test_kill9_loses_no_acknowledged_write(self):
+        server = StratusServer()
+        try:
+            iam = server.client("iam")
+            for i in range(20):
+                iam.create_user(UserName=f"u{i}")
+            key = iam.create_access_key(UserName="u0")["AccessKey"]
+            server.restart(kill=True)  # SIGKILL right after the last acknowledged write
+            users = {u["UserName"] for u in server.client("iam").list_users()["Users"]}
+            self.assertEqual(users, {f"u{i}" for i in range(20)})
+            ident = server.client("sts", key=key["AccessKeyId"], secret=key["SecretAccessKey"]).get_caller_identity()
+            self.assertEqual(ident["Arn"], "arn:aws:iam::000000000000:user/u0")
+            self.assertEqual(server.stop(), 0)
         finally:
             server.cleanup()
 
