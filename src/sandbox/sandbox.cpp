@@ -37,6 +37,31 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// Sends `msg` with up to 3 descriptors attached (SCM_RIGHTS) on the control socket.
+// False with errno set on failure.
+bool SendWithFds(int sock, const std::string& msg, const int* fds, size_t count) {
+  if (count == 0 || count > 3) {
+    errno = EINVAL;
+    return false;
+  }
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(3 * sizeof(int))];
+  std::memset(cbuf, 0, sizeof(cbuf));
+  struct iovec iov {
+    const_cast<char*>(msg.data()), msg.size()
+  };
+  struct msghdr mh {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = cbuf;
+  mh.msg_controllen = CMSG_SPACE(count * sizeof(int));
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(count * sizeof(int));
+  std::memcpy(CMSG_DATA(c), fds, count * sizeof(int));
+  return sendmsg(sock, &mh, MSG_NOSIGNAL) >= 0;
+}
+
 constexpr const char* kStagingDir = "/run/stratus/sandbox-root";
 constexpr uint64_t kMinMemory = 4ull << 20;
 
@@ -789,22 +814,7 @@ Result<std::unique_ptr<OutputPump>> Sandbox::SendRun(const ProcessSpec& spec) {
       fds[2] = err_w.get();
     }
   }
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(fds))];
-  std::memset(cbuf, 0, sizeof(cbuf));
-  struct iovec iov {
-    msg.data(), msg.size()
-  };
-  struct msghdr mh {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof(cbuf);
-  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(fds));
-  std::memcpy(CMSG_DATA(c), fds, sizeof(fds));
-  if (sendmsg(control_.get(), &mh, MSG_NOSIGNAL) < 0) {
+  if (!SendWithFds(control_.get(), msg, fds, 3)) {
     return base::ErrnoError("sandbox " + id_ + ": send run command");
   }
   out_w.Reset();
@@ -971,22 +981,7 @@ Status Sandbox::MountInto(const std::string& source, const std::string& target, 
   msg += target;
   msg.push_back('\0');
   int fd = tree.get();
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
-  std::memset(cbuf, 0, sizeof(cbuf));
-  struct iovec iov {
-    msg.data(), msg.size()
-  };
-  struct msghdr mh {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = cbuf;
-  mh.msg_controllen = sizeof(cbuf);
-  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  if (sendmsg(control_.get(), &mh, MSG_NOSIGNAL) < 0) {
+  if (!SendWithFds(control_.get(), msg, &fd, 1)) {
     return base::ErrnoError("sandbox " + id_ + ": send mount command");
   }
   tree.Reset();
