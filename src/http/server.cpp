@@ -251,6 +251,15 @@ class ServerImpl : public Server {
                                         asio::redirect_error(asio::use_awaitable, ec));
       if (!ec && !parser.is_done()) {
         conn.stream.expires_after(opts_.read_timeout);
+        // Clients that ask first (the AWS CLI does for large uploads) wait for this.
+        auto expect = parser.get().find(bhttp::field::expect);
+        if (expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          co_await asio::async_write(conn.stream, asio::buffer(kContinue),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+        }
+      }
+      if (!ec && !parser.is_done()) {
         co_await bhttp::async_read(conn.stream, buffer, parser,
                                    asio::redirect_error(asio::use_awaitable, ec));
       }

@@ -100,6 +100,15 @@ TEST_F(ServerTest, KeepAliveServesSeveralRequests) {
   EXPECT_NE(out.find("POST:abc"), std::string::npos);
 }
 
+TEST_F(ServerTest, AnswersExpectContinueBeforeTheBody) {
+  Start(Echo());
+  RawClient c(server_->port());
+  c.Send("PUT /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  EXPECT_EQ(c.ReadUntil("\r\n\r\n").rfind("HTTP/1.1 100 Continue", 0), 0u);
+  c.Send("hello");
+  EXPECT_NE(c.ReadUntil("PUT:hello").find("PUT:hello"), std::string::npos);
+}
+
 TEST_F(ServerTest, AsyncResponderFromAnotherThread) {
   Start([](Request&&, Responder respond) {
     std::thread([respond] {
