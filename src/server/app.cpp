@@ -14,7 +14,10 @@
 #include "server/metrics.h"
 #include "server/root_credentials.h"
 #include "services/iam/iam.h"
+#include "services/lambda/api.h"
+#include "services/lambda/lambda.h"
 #include "services/sts/sts.h"
+#include "store/blob_store.h"
 #include "store/store.h"
 
 namespace server {
@@ -62,6 +65,13 @@ class AppImpl : public App {
     iam_service_ = iam::MakeIamService(*iam_);
     sts_service_ = sts::MakeStsService(*iam_);
 
+    ASSIGN_OR_RETURN(blobs_, store::OpenBlobStore(config.data_dir + "/blobs", store_.get()));
+    lambda::Options lopts;
+    lopts.account_id = config.account_id;
+    lopts.region = config.region;
+    ASSIGN_OR_RETURN(lambda_, lambda::OpenLambda(store_.get(), blobs_.get(), lopts));
+    lambda_service_ = lambda::MakeLambdaService(*lambda_);
+
     credentials_ =
         std::make_unique<EdgeCredentials>(root, config.account_id, &iam::Credentials(*iam_));
     EdgeOptions eopts;
@@ -71,6 +81,7 @@ class AppImpl : public App {
     edge_ = std::make_unique<Edge>(eopts, credentials_.get(), &iam::Authorizer(*iam_), &metrics_);
     edge_->Register(iam_service_.get());
     edge_->Register(sts_service_.get());
+    edge_->Register(lambda_service_.get());
 
     ASSIGN_OR_RETURN(HostPort hp, ParseListen(config.listen));
     http::ServerOptions hopts;
@@ -112,6 +123,9 @@ class AppImpl : public App {
     // Order: no more requests, then services, then the store (flushes and closes).
     http_.reset();
     edge_.reset();
+    lambda_service_.reset();
+    lambda_.reset();
+    blobs_.reset();
     sts_service_.reset();
     iam_service_.reset();
     iam_.reset();
@@ -141,6 +155,9 @@ class AppImpl : public App {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<iam::Iam> iam_;
   std::unique_ptr<aws::Service> iam_service_, sts_service_;
+  std::unique_ptr<store::BlobStore> blobs_;
+  std::unique_ptr<lambda::Lambda> lambda_;
+  std::unique_ptr<aws::Service> lambda_service_;
   std::unique_ptr<auth::CredentialProvider> credentials_;
   std::unique_ptr<Edge> edge_;
   std::unique_ptr<http::Server> http_;

@@ -1,0 +1,964 @@
+#include "services/lambda/api.h"
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "aws/json.h"
+#include "base/strings.h"
+
+namespace lambda {
+
+namespace {
+
+using aws::Call;
+using aws::Outcome;
+using aws::RestRequest;
+using aws::RestResponse;
+using nlohmann::json;
+
+aws::Error ToError(const Lambda& lambda, const base::Status& s, const std::string& name = "") {
+  switch (s.code()) {
+    case base::Code::kInvalidArgument:
+      return aws::MakeError(400, "InvalidParameterValueException", s.message());
+    case base::Code::kNotFound:
+      return aws::MakeError(404, "ResourceNotFoundException", s.message());
+    case base::Code::kAlreadyExists:
+      return aws::MakeError(409, "ResourceConflictException", s.message());
+    case base::Code::kFailedPrecondition:
+      return aws::MakeError(412, "PreconditionFailedException", s.message());
+    case base::Code::kResourceExhausted:
+      return aws::MakeError(413, "RequestEntityTooLargeException", s.message());
+    case base::Code::kAborted:
+      return aws::MakeError(409, "ResourceConflictException",
+                            "The operation cannot be performed at this time. An update is in "
+                            "progress for resource: " +
+                                lambda.FunctionArn(name));
+    default:
+      return aws::MakeError(500, "ServiceException",
+                            "An error occurred and the request cannot be processed.");
+  }
+}
+
+// Collects constraint violations into AWS's "N validation error(s) detected: ..." message.
+class Violations {
+ public:
+  void Add(const std::string& value_repr, const std::string& field, const std::string& rule) {
+    items_.push_back("Value " + value_repr + " at '" + field +
+                     "' failed to satisfy constraint: " + rule);
+  }
+  void Add(const std::string& value, const std::string& field, const std::string& rule,
+           bool quote) {
+    Add(quote ? "'" + value + "'" : value, field, rule);
+  }
+  bool empty() const { return items_.empty(); }
+  aws::Error ToError() const {
+    std::string m =
+        std::to_string(items_.size()) +
+        (items_.size() == 1 ? " validation error detected: " : " validation errors detected: ");
+    for (size_t i = 0; i < items_.size(); ++i) m += (i ? "; " : "") + items_[i];
+    return aws::MakeError(400, "ValidationException", m);
+  }
+
+ private:
+  std::vector<std::string> items_;
+};
+
+aws::Error Validation(const std::string& value, const std::string& field, const std::string& rule) {
+  Violations v;
+  v.Add(value, field, rule, true);
+  return v.ToError();
+}
+
+aws::Error InvalidParameter(const std::string& message) {
+  return aws::MakeError(400, "InvalidParameterValueException", message);
+}
+
+bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+bool AllNameChars(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!IsNameChar(c)) return false;
+  return true;
+}
+bool AllDigits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+constexpr char kFunctionNamePattern[] =
+    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?"
+    "([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?";
+constexpr char kRolePattern[] = "arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+";
+constexpr char kQualifierPattern[] = "(|[a-zA-Z0-9$_-]+)";
+constexpr char kAliasPattern[] = "(?!^[0-9]+$)([a-zA-Z0-9-_]+)";
+constexpr char kVersionPattern[] = "(\\$LATEST|[0-9]+)";
+
+struct FunctionRef {
+  std::string name;
+  std::string qualifier;  // from the ARN, or the Qualifier parameter
+};
+
+// Accepts a name, "name:qualifier", "ACCOUNT:function:name[:q]" or a full ARN.
+Outcome<FunctionRef> ParseFunctionRef(const Lambda& lambda, const std::string& in,
+                                      const std::string* qualifier_param) {
+  if (in.size() > 170)
+    return Validation(in, "functionName", "Member must have length less than or equal to 140");
+  std::vector<std::string_view> parts = base::Split(in, ':');
+  FunctionRef ref;
+  std::string_view qual;
+  bool ok = true;
+  std::string region;
+  switch (parts.size()) {
+    case 1:
+      ref.name = parts[0];
+      break;
+    case 2:
+      ref.name = parts[0];
+      qual = parts[1];
+      break;
+    case 3:
+    case 4:
+      ok = AllDigits(parts[0]) && parts[0].size() == 12 && parts[1] == "function";
+      ref.name = parts[2];
+      if (parts.size() == 4) qual = parts[3];
+      break;
+    case 7:
+    case 8:
+      ok = parts[0] == "arn" && parts[1].substr(0, 3) == "aws" && parts[2] == "lambda" &&
+           AllDigits(parts[4]) && parts[4].size() == 12 && parts[5] == "function";
+      region = parts[3];
+      ref.name = parts[6];
+      if (parts.size() == 8) qual = parts[7];
+      break;
+    default:
+      ok = false;
+  }
+  bool qual_ok = qual.empty() || qual == "$LATEST" || AllNameChars(qual);
+  if (!ok || !AllNameChars(ref.name) || (parts.size() % 2 == 0 && qual.empty()) || !qual_ok)
+    return Validation(
+        in, "functionName",
+        std::string("Member must satisfy regular expression pattern: ") + kFunctionNamePattern);
+  if (ref.name.size() > 64)
+    return Validation(in, "functionName", "Member must have length less than or equal to 64");
+  if (!region.empty() && region != lambda.options().region)
+    return aws::MakeError(404, "ResourceNotFoundException",
+                          "Functions from '" + region + "' are not reachable in this region ('" +
+                              lambda.options().region + "')");
+  ref.qualifier = std::string(qual);
+  if (qualifier_param) {
+    const std::string& q = *qualifier_param;
+    bool valid = !q.empty() && q.size() <= 128;
+    for (char c : q) valid = valid && (IsNameChar(c) || c == '$');
+    if (!valid)
+      return Validation(
+          q, "qualifier",
+          std::string("Member must satisfy regular expression pattern: ") + kQualifierPattern);
+    if (!ref.qualifier.empty() && ref.qualifier != q)
+      return InvalidParameter(
+          "The derived qualifier from the function name does not match the specified "
+          "qualifier.");
+    ref.qualifier = q;
+  }
+  return ref;
+}
+
+Outcome<FunctionRef> RefOf(const Lambda& lambda, const RestRequest& req, bool qualifier_param) {
+  auto it = req.path.find("FunctionName");
+  std::string name = it == req.path.end() ? "" : it->second;
+  return ParseFunctionRef(lambda, name, qualifier_param ? req.Query("Qualifier") : nullptr);
+}
+
+// As RefOf, for operations on the function itself (no qualifier allowed).
+Outcome<FunctionRef> UnqualifiedRef(const Lambda& lambda, const RestRequest& req) {
+  auto ref = RefOf(lambda, req, false);
+  if (!ref.ok()) return ref;
+  if (!ref.value().qualifier.empty())
+    return InvalidParameter(
+        "This operation is permitted on Lambda functions only. Aliases and versions do not "
+        "support this operation. Please specify either a function name or an unqualified "
+        "function ARN.");
+  return ref;
+}
+
+// ---- JSON field readers: a wrong JSON type is an InvalidParameterValue ----
+
+std::optional<aws::Error> TypeError(const std::string& field, const char* want) {
+  return InvalidParameter("Could not parse request body into json: field '" + field + "' must be " +
+                          want);
+}
+
+std::optional<aws::Error> ReadString(const json& j, const char* key,
+                                     std::optional<std::string>* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) return TypeError(key, "a string");
+  *out = it->get<std::string>();
+  return std::nullopt;
+}
+
+std::optional<aws::Error> ReadInt(const json& j, const char* key, std::optional<int64_t>* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number_integer()) return TypeError(key, "an integer");
+  *out = it->get<int64_t>();
+  return std::nullopt;
+}
+
+std::optional<aws::Error> ReadBool(const json& j, const char* key, bool* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) return TypeError(key, "a boolean");
+  *out = it->get<bool>();
+  return std::nullopt;
+}
+
+std::optional<aws::Error> ReadStringMap(const json& j, const char* key,
+                                        std::optional<std::map<std::string, std::string>>* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object()) return TypeError(key, "an object");
+  std::map<std::string, std::string> m;
+  for (auto& [k, v] : it->items()) {
+    if (!v.is_string()) return TypeError(std::string(key) + "." + k, "a string");
+    m[k] = v.get<std::string>();
+  }
+  *out = std::move(m);
+  return std::nullopt;
+}
+
+#define LAMBDA_TRY_READ(expr)         \
+  do {                                \
+    if (auto _e = (expr)) return *_e; \
+  } while (0)
+
+void CheckRange(Violations* v, const std::optional<int64_t>& value, const char* field, int64_t lo,
+                int64_t hi) {
+  if (!value) return;
+  if (*value < lo)
+    v->Add(std::to_string(*value), field,
+           "Member must have value greater than or equal to " + std::to_string(lo), true);
+  else if (*value > hi)
+    v->Add(std::to_string(*value), field,
+           "Member must have value less than or equal to " + std::to_string(hi), true);
+}
+
+const std::set<std::string>& ReservedEnvKeys() {
+  static const std::set<std::string> kKeys = {"_HANDLER",
+                                              "_X_AMZN_TRACE_ID",
+                                              "AWS_DEFAULT_REGION",
+                                              "AWS_REGION",
+                                              "AWS_EXECUTION_ENV",
+                                              "AWS_LAMBDA_FUNCTION_NAME",
+                                              "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                                              "AWS_LAMBDA_FUNCTION_VERSION",
+                                              "AWS_LAMBDA_INITIALIZATION_TYPE",
+                                              "AWS_LAMBDA_LOG_GROUP_NAME",
+                                              "AWS_LAMBDA_LOG_STREAM_NAME",
+                                              "AWS_ACCESS_KEY",
+                                              "AWS_ACCESS_KEY_ID",
+                                              "AWS_SECRET_ACCESS_KEY",
+                                              "AWS_SESSION_TOKEN",
+                                              "AWS_LAMBDA_RUNTIME_API",
+                                              "LAMBDA_TASK_ROOT",
+                                              "LAMBDA_RUNTIME_DIR"};
+  return kKeys;
+}
+
+// Decodes the settings shared by CreateFunction and UpdateFunctionConfiguration.
+std::optional<aws::Error> ReadSettings(const json& body, FunctionSettings* s) {
+  LAMBDA_TRY_READ(ReadString(body, "Runtime", &s->runtime));
+  LAMBDA_TRY_READ(ReadString(body, "Role", &s->role));
+  LAMBDA_TRY_READ(ReadString(body, "Handler", &s->handler));
+  LAMBDA_TRY_READ(ReadString(body, "Description", &s->description));
+  std::optional<int64_t> timeout, memory, storage;
+  LAMBDA_TRY_READ(ReadInt(body, "Timeout", &timeout));
+  LAMBDA_TRY_READ(ReadInt(body, "MemorySize", &memory));
+  if (auto it = body.find("EphemeralStorage"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) return TypeError("EphemeralStorage", "an object");
+    LAMBDA_TRY_READ(ReadInt(*it, "Size", &storage));
+    if (!storage) return Validation("null", "ephemeralStorage.size", "Member must not be null");
+  }
+  if (auto it = body.find("Environment"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) return TypeError("Environment", "an object");
+    std::optional<std::map<std::string, std::string>> vars;
+    LAMBDA_TRY_READ(ReadStringMap(*it, "Variables", &vars));
+    s->environment = vars.value_or(std::map<std::string, std::string>{});
+  }
+  if (auto it = body.find("Architectures"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) return TypeError("Architectures", "a list");
+    std::string repr = "[";
+    bool all_x86 = true;
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& a = (*it)[i];
+      std::string v = a.is_string() ? a.get<std::string>() : a.dump();
+      repr += (i ? ", " : "") + v;
+      all_x86 = all_x86 && v == "x86_64";
+    }
+    repr += "]";
+    if (it->size() > 1)
+      return Validation(repr, "architectures", "Member must have length less than or equal to 1");
+    if (!all_x86) {
+      for (const auto& a : *it)
+        if (!a.is_string() || (a != "x86_64" && a != "arm64"))
+          return Validation(repr, "architectures",
+                            "Member must satisfy constraint: [Member must satisfy enum value set: "
+                            "[x86_64, arm64], Member must not be null]");
+      return InvalidParameter("Stratus runs functions on x86_64 only; arm64 is not available.");
+    }
+  }
+  Violations v;
+  CheckRange(&v, timeout, "timeout", 1, 900);
+  CheckRange(&v, memory, "memorySize", 128, 10240);
+  CheckRange(&v, storage, "ephemeralStorage.size", 512, 10240);
+  if (s->role) {
+    const std::string& r = *s->role;
+    bool ok = false;
+    // arn:aws[...]:iam::<12 digits>:role/<path and name>
+    auto parts = base::Split(r, ':');
+    if (parts.size() == 6 && parts[0] == "arn" && parts[1].substr(0, 3) == "aws" &&
+        parts[2] == "iam" && parts[3].empty() && parts[4].size() == 12 && AllDigits(parts[4]) &&
+        parts[5].substr(0, 5) == "role/" && parts[5].size() > 5) {
+      ok = true;
+      for (char c : parts[5].substr(5))
+        ok = ok && (IsNameChar(c) || std::string_view("+=,.@/").find(c) != std::string_view::npos);
+    }
+    if (!ok)
+      v.Add(r, "role",
+            std::string("Member must satisfy regular expression pattern: ") + kRolePattern, true);
+  }
+  if (s->handler) {
+    const std::string& h = *s->handler;
+    bool ok = !h.empty();
+    for (char c : h) ok = ok && !std::isspace(static_cast<unsigned char>(c));
+    if (h.size() > 128)
+      v.Add(h, "handler", "Member must have length less than or equal to 128", true);
+    else if (!ok)
+      v.Add(h, "handler", "Member must satisfy regular expression pattern: [^\\s]+", true);
+  }
+  if (s->description && s->description->size() > 256)
+    v.Add(*s->description, "description", "Member must have length less than or equal to 256",
+          true);
+  if (!v.empty()) return v.ToError();
+  if (s->runtime) {
+    const auto& rts = SupportedRuntimes();
+    if (std::find(rts.begin(), rts.end(), *s->runtime) == rts.end()) {
+      std::string list;
+      for (const auto& r : rts) list += (list.empty() ? "" : ", ") + r;
+      return InvalidParameter("Value " + *s->runtime +
+                              " at 'runtime' failed to satisfy constraint: Member must satisfy "
+                              "enum value set: [" +
+                              list + "] or be a valid ARN");
+    }
+  }
+  if (s->environment) {
+    std::string reserved;
+    for (const auto& [k, val] : *s->environment) {
+      (void)val;
+      if (ReservedEnvKeys().count(k)) reserved += (reserved.empty() ? "" : ", ") + k;
+    }
+    if (!reserved.empty())
+      return InvalidParameter(
+          "Lambda was unable to configure your environment variables because the environment "
+          "variables you have provided contains reserved keys that are currently not supported "
+          "for modification. Reserved keys used in this request: " +
+          reserved);
+  }
+  if (timeout) s->timeout = static_cast<int>(*timeout);
+  if (memory) s->memory_size = static_cast<int>(*memory);
+  if (storage) s->ephemeral_storage = static_cast<int>(*storage);
+  return std::nullopt;
+}
+
+// Decodes {"ZipFile": base64} (as boto3 and the CLI send it).
+Outcome<std::string> ReadZip(const json& code_obj) {
+  if (!code_obj.is_object()) return TypeError("Code", "an object").value();
+  if (code_obj.contains("S3Bucket") || code_obj.contains("S3Key"))
+    return InvalidParameter(
+        "Code from S3 (S3Bucket/S3Key) is not supported yet by this server; upload ZipFile.");
+  if (code_obj.contains("ImageUri"))
+    return InvalidParameter("Container image functions are not supported yet by this server.");
+  auto it = code_obj.find("ZipFile");
+  if (it == code_obj.end() || !it->is_string())
+    return InvalidParameter("Please provide a source for function code.");
+  auto bytes = base::Base64Decode(it->get<std::string>());
+  if (!bytes)
+    return InvalidParameter(
+        "Could not unzip uploaded file. Please check your file, then try to upload again.");
+  return std::move(*bytes);
+}
+
+std::optional<aws::Error> ReadTags(const json& body, std::map<std::string, std::string>* out) {
+  std::optional<std::map<std::string, std::string>> tags;
+  LAMBDA_TRY_READ(ReadStringMap(body, "Tags", &tags));
+  if (!tags) return std::nullopt;
+  if (tags->size() > 50) return InvalidParameter("Number of tags exceeds resource tag limit.");
+  for (const auto& [k, v] : *tags) {
+    if (k.empty() || k.size() > 128)
+      return Validation(k, "tags", "Member must have length less than or equal to 128");
+    if (v.size() > 256)
+      return Validation(v, "tags", "Member must have length less than or equal to 256");
+  }
+  *out = std::move(*tags);
+  return std::nullopt;
+}
+
+Outcome<int> ReadMaxItems(const RestRequest& req, int def = 50) {
+  const std::string* m = req.Query("MaxItems");
+  if (!m) return def;
+  if (!AllDigits(*m) || m->size() > 9)
+    return Validation(*m, "maxItems", "Member must have value greater than or equal to 1");
+  int n = std::stoi(*m);
+  if (n < 1) return Validation(*m, "maxItems", "Member must have value greater than or equal to 1");
+  if (n > 10000)
+    return Validation(*m, "maxItems", "Member must have value less than or equal to 10000");
+  return n;
+}
+
+std::string QueryOr(const RestRequest& req, const char* name) {
+  const std::string* v = req.Query(name);
+  return v ? *v : "";
+}
+
+// ---- responses ----
+
+json ConfigJson(const Lambda& lambda, const FunctionConfig& c) {
+  json j = {
+      {"FunctionName", c.name},
+      {"FunctionArn", lambda.FunctionArn(c.name, c.version == kLatest ? "" : c.version)},
+      {"Runtime", c.runtime},
+      {"Role", c.role},
+      {"Handler", c.handler},
+      {"CodeSize", c.code_size},
+      {"Description", c.description},
+      {"Timeout", c.timeout},
+      {"MemorySize", c.memory_size},
+      {"LastModified", c.last_modified},
+      {"CodeSha256", c.code_sha256},
+      {"Version", c.version},
+      {"TracingConfig", {{"Mode", "PassThrough"}}},
+      {"RevisionId", c.revision_id},
+      {"State", "Active"},
+      {"LastUpdateStatus", "Successful"},
+      {"PackageType", "Zip"},
+      {"Architectures", json::array({"x86_64"})},
+      {"EphemeralStorage", {{"Size", c.ephemeral_storage}}},
+      {"SnapStart", {{"ApplyOn", "None"}, {"OptimizationStatus", "Off"}}},
+      {"LoggingConfig", {{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + c.name}}},
+  };
+  if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
+  return j;
+}
+
+json AliasJson(const Lambda& lambda, const std::string& fn, const Alias& a) {
+  json j = {{"AliasArn", lambda.FunctionArn(fn, a.name)},
+            {"Name", a.name},
+            {"FunctionVersion", a.function_version},
+            {"Description", a.description},
+            {"RevisionId", a.revision_id}};
+  if (!a.additional_weights.empty())
+    j["RoutingConfig"] = {{"AdditionalVersionWeights", a.additional_weights}};
+  return j;
+}
+
+RestResponse NoContent() {
+  RestResponse r;
+  r.status = 204;
+  return r;
+}
+
+// Reads {"RoutingConfig":{"AdditionalVersionWeights":{"1":0.5}}}.
+std::optional<aws::Error> ReadRouting(const json& body,
+                                      std::optional<std::map<std::string, double>>* out) {
+  auto it = body.find("RoutingConfig");
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object()) return TypeError("RoutingConfig", "an object");
+  std::map<std::string, double> m;
+  auto w = it->find("AdditionalVersionWeights");
+  if (w != it->end() && !w->is_null()) {
+    if (!w->is_object()) return TypeError("RoutingConfig.AdditionalVersionWeights", "an object");
+    for (auto& [k, v] : w->items()) {
+      if (!v.is_number()) return TypeError("AdditionalVersionWeights." + k, "a number");
+      double d = v.get<double>();
+      if (!AllDigits(k))
+        return Validation("{" + k + "=" + v.dump() + "}", "routingConfig.additionalVersionWeights",
+                          "Map keys must satisfy constraint: [Member must have length less than "
+                          "or equal to 1024, Member must have length greater than or equal to 1, "
+                          "Member must satisfy regular expression pattern: [0-9]+]");
+      if (d < 0.0 || d > 1.0)
+        return Validation("{" + k + "=" + v.dump() + "}", "routingConfig.additionalVersionWeights",
+                          "Map value must satisfy constraint: [Member must have value less than "
+                          "or equal to 1.0, Member must have value greater than or equal to 0.0, "
+                          "Member must not be null]");
+      m[k] = d;
+    }
+    if (m.size() > 1)
+      return InvalidParameter(
+          "Number of items in AdditionalVersionWeights cannot be greater than 1");
+  }
+  *out = std::move(m);
+  return std::nullopt;
+}
+
+std::optional<aws::Error> CheckAliasName(const std::string& name) {
+  if (name.empty() || name.size() > 128 || !AllNameChars(name) || AllDigits(name))
+    return Validation(
+        name, "name",
+        std::string("Member must satisfy regular expression pattern: ") + kAliasPattern);
+  return std::nullopt;
+}
+
+std::optional<aws::Error> CheckVersionValue(const std::string& v) {
+  if (v != kLatest && !AllDigits(v))
+    return Validation(
+        v, "functionVersion",
+        std::string("Member must satisfy regular expression pattern: ") + kVersionPattern);
+  return std::nullopt;
+}
+
+#define LAMBDA_REF(var, expr)                  \
+  auto var##_or = (expr);                      \
+  if (!var##_or.ok()) return var##_or.error(); \
+  const FunctionRef var = var##_or.value()
+
+#define LAMBDA_BODY(var, req)                  \
+  auto var##_or = (req).Json();                \
+  if (!var##_or.ok()) return var##_or.error(); \
+  const json& var = var##_or.value();          \
+  if (!var.is_object()) return InvalidParameter("The request body must be a JSON object.")
+
+class Routes {
+ public:
+  explicit Routes(Lambda& lambda) : l_(lambda) {}
+
+  // `self` is this object; every handler holds it so the routes live as long as the service.
+  std::unique_ptr<aws::Service> Build(const std::shared_ptr<Routes>& self) {
+    auto svc = std::make_unique<aws::RestJsonService>("lambda");
+    const std::string fn = "/2015-03-31/functions/{FunctionName}";
+    auto add = [&](const char* method, std::string pattern, const char* name,
+                   std::function<Outcome<std::string>(const RestRequest&, const Call&)> resource,
+                   Outcome<RestResponse> (Routes::*handler)(const RestRequest&, Call&)) {
+      aws::RestRoute r;
+      r.method = method;
+      r.pattern = std::move(pattern);
+      r.name = name;
+      r.action = std::string("lambda:") + name;
+      r.resource = std::move(resource);
+      r.handler = [self, handler](const RestRequest& req, Call& call) {
+        return ((*self).*handler)(req, call);
+      };
+      svc->Add(std::move(r));
+    };
+    auto star = [](const RestRequest&, const Call&) -> Outcome<std::string> {
+      return std::string("*");
+    };
+    // The function ARN, qualified by the path ARN or ?Qualifier= where the operation takes one.
+    auto qualified = [&l_ = l_](const RestRequest& req, const Call&) -> Outcome<std::string> {
+      auto ref = RefOf(l_, req, true);
+      if (!ref.ok()) return ref.error();
+      return l_.FunctionArn(ref.value().name, ref.value().qualifier);
+    };
+    auto unqualified = [&l_ = l_](const RestRequest& req, const Call&) -> Outcome<std::string> {
+      auto ref = RefOf(l_, req, false);
+      if (!ref.ok()) return ref.error();
+      return l_.FunctionArn(ref.value().name, ref.value().qualifier);
+    };
+    auto alias_arn = [&l_ = l_](const RestRequest& req, const Call&) -> Outcome<std::string> {
+      auto ref = RefOf(l_, req, false);
+      if (!ref.ok()) return ref.error();
+      auto it = req.path.find("Name");
+      return l_.FunctionArn(ref.value().name, it == req.path.end() ? "" : it->second);
+    };
+    auto create_arn = [&l_ = l_](const RestRequest& req, const Call&) -> Outcome<std::string> {
+      auto body = req.Json();
+      if (!body.ok()) return body.error();
+      const json& j = body.value();
+      if (j.is_object()) {
+        auto it = j.find("FunctionName");
+        if (it != j.end() && it->is_string()) {
+          auto ref = ParseFunctionRef(l_, it->get<std::string>(), nullptr);
+          if (ref.ok()) return l_.FunctionArn(ref.value().name);
+        }
+      }
+      return std::string("*");
+    };
+    auto tag_arn = [](const RestRequest& req, const Call&) -> Outcome<std::string> {
+      auto it = req.path.find("ARN");
+      return it == req.path.end() ? std::string("*") : it->second;
+    };
+
+    add("POST", "/2015-03-31/functions", "CreateFunction", create_arn, &Routes::CreateFunction);
+    add("POST", "/2015-03-31/functions/", "CreateFunction", create_arn, &Routes::CreateFunction);
+    add("GET", "/2015-03-31/functions", "ListFunctions", star, &Routes::ListFunctions);
+    add("GET", "/2015-03-31/functions/", "ListFunctions", star, &Routes::ListFunctions);
+    add("GET", fn, "GetFunction", qualified, &Routes::GetFunction);
+    add("DELETE", fn, "DeleteFunction", qualified, &Routes::DeleteFunction);
+    add("GET", fn + "/configuration", "GetFunctionConfiguration", qualified,
+        &Routes::GetFunctionConfiguration);
+    add("PUT", fn + "/configuration", "UpdateFunctionConfiguration", unqualified,
+        &Routes::UpdateFunctionConfiguration);
+    add("PUT", fn + "/code", "UpdateFunctionCode", unqualified, &Routes::UpdateFunctionCode);
+    add("POST", fn + "/versions", "PublishVersion", unqualified, &Routes::PublishVersion);
+    add("GET", fn + "/versions", "ListVersionsByFunction", unqualified,
+        &Routes::ListVersionsByFunction);
+    add("POST", fn + "/aliases", "CreateAlias", unqualified, &Routes::CreateAlias);
+    add("GET", fn + "/aliases", "ListAliases", unqualified, &Routes::ListAliases);
+    add("GET", fn + "/aliases/{Name}", "GetAlias", alias_arn, &Routes::GetAlias);
+    add("PUT", fn + "/aliases/{Name}", "UpdateAlias", alias_arn, &Routes::UpdateAlias);
+    add("DELETE", fn + "/aliases/{Name}", "DeleteAlias", alias_arn, &Routes::DeleteAlias);
+    add("PUT", "/2017-10-31/functions/{FunctionName}/concurrency", "PutFunctionConcurrency",
+        unqualified, &Routes::PutFunctionConcurrency);
+    add("GET", "/2019-09-30/functions/{FunctionName}/concurrency", "GetFunctionConcurrency",
+        unqualified, &Routes::GetFunctionConcurrency);
+    add("DELETE", "/2017-10-31/functions/{FunctionName}/concurrency", "DeleteFunctionConcurrency",
+        unqualified, &Routes::DeleteFunctionConcurrency);
+    add("GET", "/2016-08-19/account-settings", "GetAccountSettings", star,
+        &Routes::GetAccountSettings);
+    add("GET", "/2016-08-19/account-settings/", "GetAccountSettings", star,
+        &Routes::GetAccountSettings);
+    add("POST", "/2017-03-31/tags/{ARN}", "TagResource", tag_arn, &Routes::TagResource);
+    add("DELETE", "/2017-03-31/tags/{ARN}", "UntagResource", tag_arn, &Routes::UntagResource);
+    add("GET", "/2017-03-31/tags/{ARN}", "ListTags", tag_arn, &Routes::ListTags);
+    return svc;
+  }
+
+ private:
+  aws::Error Err(const base::Status& s, const std::string& name = "") const {
+    return ToError(l_, s, name);
+  }
+
+  Outcome<RestResponse> CreateFunction(const RestRequest& req, Call&) {
+    LAMBDA_BODY(body, req);
+    CreateFunctionRequest cr;
+    std::optional<std::string> name;
+    LAMBDA_TRY_READ(ReadString(body, "FunctionName", &name));
+    if (!name) return Validation("null", "functionName", "Member must not be null");
+    if (name->size() > 64 && AllNameChars(*name))
+      return InvalidParameter("1 validation error detected: Value '" + *name +
+                              "' at 'functionName' failed to satisfy constraint: Member must "
+                              "have length less than or equal to 64");
+    LAMBDA_REF(ref, ParseFunctionRef(l_, *name, nullptr));
+    if (!ref.qualifier.empty())
+      return Validation(
+          *name, "functionName",
+          std::string("Member must satisfy regular expression pattern: ") + kFunctionNamePattern);
+    cr.name = ref.name;
+    LAMBDA_TRY_READ(ReadSettings(body, &cr.settings));
+    if (!cr.settings.role) return Validation("null", "role", "Member must not be null");
+    std::optional<std::string> package_type;
+    LAMBDA_TRY_READ(ReadString(body, "PackageType", &package_type));
+    if (package_type && *package_type != "Zip") {
+      if (*package_type == "Image")
+        return InvalidParameter("Container image functions are not supported yet by this server.");
+      return Validation(*package_type, "packageType",
+                        "Member must satisfy enum value set: [Image, Zip]");
+    }
+    if (!cr.settings.runtime || !cr.settings.handler)
+      return InvalidParameter(
+          "Runtime and Handler are mandatory parameters for functions created with deployment "
+          "packages.");
+    auto code = body.find("Code");
+    if (code == body.end() || code->is_null())
+      return Validation("null", "code", "Member must not be null");
+    auto zip = ReadZip(*code);
+    if (!zip.ok()) return zip.error();
+    cr.zip = std::move(zip).value();
+    LAMBDA_TRY_READ(ReadBool(body, "Publish", &cr.publish));
+    LAMBDA_TRY_READ(ReadTags(body, &cr.tags));
+    auto out = l_.CreateFunction(cr);
+    if (!out.ok()) return Err(out.status(), cr.name);
+    return RestResponse::FromJson(ConfigJson(l_, out.value()), 201);
+  }
+
+  Outcome<RestResponse> GetFunction(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    auto d = l_.GetFunction(ref.name, ref.qualifier);
+    if (!d.ok()) return Err(d.status(), ref.name);
+    json j = {{"Configuration", ConfigJson(l_, d->config)}, {"Code", {{"RepositoryType", "S3"}}}};
+    if (!d->tags.empty()) j["Tags"] = d->tags;
+    if (d->reserved_concurrency)
+      j["Concurrency"] = {{"ReservedConcurrentExecutions", *d->reserved_concurrency}};
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> GetFunctionConfiguration(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    auto d = l_.GetFunction(ref.name, ref.qualifier);
+    if (!d.ok()) return Err(d.status(), ref.name);
+    return RestResponse::FromJson(ConfigJson(l_, d->config));
+  }
+
+  Outcome<RestResponse> ListFunctions(const RestRequest& req, Call&) {
+    auto max = ReadMaxItems(req);
+    if (!max.ok()) return max.error();
+    auto page = l_.ListFunctions(QueryOr(req, "Marker"), max.value());
+    if (!page.ok()) return Err(page.status());
+    json fns = json::array();
+    for (const auto& c : page->items) fns.push_back(ConfigJson(l_, c));
+    json j = {{"Functions", std::move(fns)}};
+    if (!page->next_marker.empty()) j["NextMarker"] = page->next_marker;
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> UpdateFunctionCode(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    LAMBDA_BODY(body, req);
+    if (body.contains("S3Bucket") || body.contains("ImageUri")) return ReadZip(body).error();
+    if (!body.contains("ZipFile"))
+      return InvalidParameter("Please provide a source for function code.");
+    auto zip = ReadZip(body);
+    if (!zip.ok()) return zip.error();
+    std::optional<std::string> revision;
+    bool publish = false, dry_run = false;
+    LAMBDA_TRY_READ(ReadString(body, "RevisionId", &revision));
+    LAMBDA_TRY_READ(ReadBool(body, "Publish", &publish));
+    LAMBDA_TRY_READ(ReadBool(body, "DryRun", &dry_run));
+    if (dry_run) return InvalidParameter("DryRun is not supported by this server.");
+    auto out = l_.UpdateFunctionCode(ref.name, zip.value(), revision.value_or(""), publish);
+    if (!out.ok()) return Err(out.status(), ref.name);
+    return RestResponse::FromJson(ConfigJson(l_, out.value()));
+  }
+
+  Outcome<RestResponse> UpdateFunctionConfiguration(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    LAMBDA_BODY(body, req);
+    FunctionSettings s;
+    LAMBDA_TRY_READ(ReadSettings(body, &s));
+    std::optional<std::string> revision;
+    LAMBDA_TRY_READ(ReadString(body, "RevisionId", &revision));
+    auto out = l_.UpdateFunctionConfiguration(ref.name, s, revision.value_or(""));
+    if (!out.ok()) return Err(out.status(), ref.name);
+    return RestResponse::FromJson(ConfigJson(l_, out.value()));
+  }
+
+  Outcome<RestResponse> DeleteFunction(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    base::Status st = l_.DeleteFunction(ref.name, ref.qualifier);
+    if (!st.ok()) return Err(st, ref.name);
+    return NoContent();
+  }
+
+  Outcome<RestResponse> PublishVersion(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    LAMBDA_BODY(body, req);
+    std::optional<std::string> description, sha, revision;
+    LAMBDA_TRY_READ(ReadString(body, "Description", &description));
+    LAMBDA_TRY_READ(ReadString(body, "CodeSha256", &sha));
+    LAMBDA_TRY_READ(ReadString(body, "RevisionId", &revision));
+    if (description && description->size() > 256)
+      return Validation(*description, "description",
+                        "Member must have length less than or equal to 256");
+    auto out = l_.PublishVersion(ref.name, description.value_or(""), sha.value_or(""),
+                                 revision.value_or(""));
+    if (!out.ok()) return Err(out.status(), ref.name);
+    return RestResponse::FromJson(ConfigJson(l_, out.value()), 201);
+  }
+
+  Outcome<RestResponse> ListVersionsByFunction(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    auto max = ReadMaxItems(req);
+    if (!max.ok()) return max.error();
+    auto page = l_.ListVersions(ref.name, QueryOr(req, "Marker"), max.value());
+    if (!page.ok()) return Err(page.status(), ref.name);
+    json vs = json::array();
+    for (const auto& c : page->items) vs.push_back(ConfigJson(l_, c));
+    json j = {{"Versions", std::move(vs)}};
+    if (!page->next_marker.empty()) j["NextMarker"] = page->next_marker;
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> CreateAlias(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    LAMBDA_BODY(body, req);
+    std::optional<std::string> name, version, description;
+    LAMBDA_TRY_READ(ReadString(body, "Name", &name));
+    LAMBDA_TRY_READ(ReadString(body, "FunctionVersion", &version));
+    LAMBDA_TRY_READ(ReadString(body, "Description", &description));
+    if (!name) return Validation("null", "name", "Member must not be null");
+    if (!version) return Validation("null", "functionVersion", "Member must not be null");
+    LAMBDA_TRY_READ(CheckAliasName(*name));
+    LAMBDA_TRY_READ(CheckVersionValue(*version));
+    std::optional<std::map<std::string, double>> weights;
+    LAMBDA_TRY_READ(ReadRouting(body, &weights));
+    if (weights && !weights->empty() && *version == kLatest)
+      return InvalidParameter(
+          "$LATEST is not supported for an alias pointing to more than 1 version");
+    Alias a;
+    a.name = *name;
+    a.function_version = *version;
+    a.description = description.value_or("");
+    a.additional_weights = weights.value_or(std::map<std::string, double>{});
+    auto out = l_.CreateAlias(ref.name, a);
+    if (!out.ok()) return Err(out.status(), ref.name);
+    return RestResponse::FromJson(AliasJson(l_, ref.name, out.value()), 201);
+  }
+
+  Outcome<RestResponse> GetAlias(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    std::string alias = req.path.at("Name");
+    LAMBDA_TRY_READ(CheckAliasName(alias));
+    auto out = l_.GetAlias(ref.name, alias);
+    if (!out.ok()) return Err(out.status(), ref.name);
+    return RestResponse::FromJson(AliasJson(l_, ref.name, out.value()));
+  }
+
+  Outcome<RestResponse> ListAliases(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    auto max = ReadMaxItems(req);
+    if (!max.ok()) return max.error();
+    std::string version = QueryOr(req, "FunctionVersion");
+    if (!version.empty()) LAMBDA_TRY_READ(CheckVersionValue(version));
+    auto page = l_.ListAliases(ref.name, version, QueryOr(req, "Marker"), max.value());
+    if (!page.ok()) return Err(page.status(), ref.name);
+    json as = json::array();
+    for (const auto& a : page->items) as.push_back(AliasJson(l_, ref.name, a));
+    json j = {{"Aliases", std::move(as)}};
+    if (!page->next_marker.empty()) j["NextMarker"] = page->next_marker;
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> UpdateAlias(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    std::string alias = req.path.at("Name");
+    LAMBDA_TRY_READ(CheckAliasName(alias));
+    LAMBDA_BODY(body, req);
+    AliasUpdate u;
+    std::optional<std::string> revision;
+    LAMBDA_TRY_READ(ReadString(body, "FunctionVersion", &u.function_version));
+    LAMBDA_TRY_READ(ReadString(body, "Description", &u.description));
+    LAMBDA_TRY_READ(ReadString(body, "RevisionId", &revision));
+    LAMBDA_TRY_READ(ReadRouting(body, &u.additional_weights));
+    if (u.function_version) LAMBDA_TRY_READ(CheckVersionValue(*u.function_version));
+    u.revision_id = revision.value_or("");
+    auto out = l_.UpdateAlias(ref.name, alias, u);
+    if (!out.ok()) return Err(out.status(), ref.name);
+    return RestResponse::FromJson(AliasJson(l_, ref.name, out.value()));
+  }
+
+  Outcome<RestResponse> DeleteAlias(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    std::string alias = req.path.at("Name");
+    LAMBDA_TRY_READ(CheckAliasName(alias));
+    base::Status st = l_.DeleteAlias(ref.name, alias);
+    if (!st.ok()) return Err(st, ref.name);
+    return NoContent();
+  }
+
+  Outcome<RestResponse> PutFunctionConcurrency(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    LAMBDA_BODY(body, req);
+    std::optional<int64_t> n;
+    LAMBDA_TRY_READ(ReadInt(body, "ReservedConcurrentExecutions", &n));
+    if (!n) return Validation("null", "reservedConcurrentExecutions", "Member must not be null");
+    if (*n < 0)
+      return Validation(std::to_string(*n), "reservedConcurrentExecutions",
+                        "Member must have value greater than or equal to 0");
+    base::Status st = l_.PutFunctionConcurrency(ref.name, *n);
+    if (!st.ok()) return Err(st, ref.name);
+    return RestResponse::FromJson(json{{"ReservedConcurrentExecutions", *n}});
+  }
+
+  Outcome<RestResponse> GetFunctionConcurrency(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    auto out = l_.GetFunctionConcurrency(ref.name);
+    if (!out.ok()) return Err(out.status(), ref.name);
+    json j = json::object();
+    if (out.value()) j["ReservedConcurrentExecutions"] = *out.value();
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> DeleteFunctionConcurrency(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    base::Status st = l_.DeleteFunctionConcurrency(ref.name);
+    if (!st.ok()) return Err(st, ref.name);
+    return NoContent();
+  }
+
+  Outcome<RestResponse> GetAccountSettings(const RestRequest&, Call&) {
+    auto s = l_.GetAccountSettings();
+    if (!s.ok()) return Err(s.status());
+    const Options& o = l_.options();
+    json j = {{"AccountLimit",
+               {{"TotalCodeSize", 80530636800ull},
+                {"CodeSizeUnzipped", o.max_unzipped_bytes},
+                {"CodeSizeZipped", o.max_zip_bytes},
+                {"ConcurrentExecutions", s->concurrent_executions},
+                {"UnreservedConcurrentExecutions", s->unreserved_concurrent_executions}}},
+              {"AccountUsage",
+               {{"TotalCodeSize", s->total_code_size}, {"FunctionCount", s->function_count}}}};
+    return RestResponse::FromJson(j);
+  }
+
+  // Tag operations take a function ARN; versions and aliases carry no tags.
+  Outcome<FunctionRef> TagTarget(const RestRequest& req) {
+    auto it = req.path.find("ARN");
+    std::string arn = it == req.path.end() ? "" : it->second;
+    if (arn.rfind("arn:", 0) != 0)
+      return Validation(arn, "resource",
+                        "Member must satisfy regular expression pattern: "
+                        "arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}"
+                        ":\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|"
+                        "layer:([a-zA-Z0-9-_]+))");
+    auto ref = ParseFunctionRef(l_, arn, nullptr);
+    if (!ref.ok()) return ref;
+    if (!ref.value().qualifier.empty())
+      return InvalidParameter(
+          "Tags on function aliases and versions are not supported. Please specify a function "
+          "ARN.");
+    return ref;
+  }
+
+  Outcome<RestResponse> TagResource(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, TagTarget(req));
+    LAMBDA_BODY(body, req);
+    std::map<std::string, std::string> tags;
+    LAMBDA_TRY_READ(ReadTags(body, &tags));
+    if (!body.contains("Tags")) return Validation("null", "tags", "Member must not be null");
+    auto existing = l_.ListTags(ref.name);
+    if (!existing.ok()) return Err(existing.status(), ref.name);
+    std::map<std::string, std::string> merged = existing.value();
+    for (const auto& [k, v] : tags) merged[k] = v;
+    if (merged.size() > 50) return InvalidParameter("Number of tags exceeds resource tag limit.");
+    base::Status st = l_.TagResource(ref.name, tags);
+    if (!st.ok()) return Err(st, ref.name);
+    return NoContent();
+  }
+
+  Outcome<RestResponse> UntagResource(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, TagTarget(req));
+    std::vector<std::string> keys;
+    auto [lo, hi] = req.query.equal_range("tagKeys");
+    for (auto it = lo; it != hi; ++it) keys.push_back(it->second);
+    if (keys.empty())
+      return aws::MakeError(400, "ValidationException",
+                            "1 validation error detected: Value null at 'tagKeys' failed to "
+                            "satisfy constraint: Member must not be null");
+    base::Status st = l_.UntagResource(ref.name, keys);
+    if (!st.ok()) return Err(st, ref.name);
+    return NoContent();
+  }
+
+  Outcome<RestResponse> ListTags(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, TagTarget(req));
+    auto tags = l_.ListTags(ref.name);
+    if (!tags.ok()) return Err(tags.status(), ref.name);
+    return RestResponse::FromJson(json{{"Tags", tags.value()}});
+  }
+
+  Lambda& l_;
+};
+
+}  // namespace
+
+std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda) {
+  // The routes object owns nothing but a reference; it lives as long as the handlers do.
+  auto routes = std::make_shared<Routes>(lambda);
+  auto svc = routes->Build(routes);
+  return svc;
+}
+
+}  // namespace lambda

@@ -1,0 +1,17 @@
+// The Lambda REST-JSON API (2015-03-31 paths and their later siblings): decodes and
+// validates requests into lambda.h types, calls lambda::Lambda, answers in Lambda's JSON
+// shapes and error codes. Each route names its IAM action ("lambda:CreateFunction") and
+// the function ARN it acts on, so the table authorizes before the handler runs.
+#pragma once
+
+#include <memory>
+
+#include "aws/service.h"
+#include "services/lambda/lambda.h"
+
+namespace lambda {
+
+// `lambda` must outlive the service.
+std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda);
+
+}  // namespace lambda

@@ -1,0 +1,829 @@
+#include "services/lambda/lambda.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "base/crypto.h"
+#include "base/ids.h"
+#include "base/strings.h"
+#include "services/lambda/zip.h"
+
+namespace lambda {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int kMaxAttempts = 8;  // compare failures from concurrent writers before Aborted
+
+const std::string kNamesPrefix = "/lambda/names/";
+const std::string kConcurrencyKey = "/lambda/account/concurrency";
+
+std::string FnPrefix(const std::string& name) { return "/lambda/functions/" + name + "/"; }
+std::string LatestKey(const std::string& name) { return FnPrefix(name) + "latest"; }
+std::string VersionsPrefix(const std::string& name) { return FnPrefix(name) + "versions/"; }
+std::string VersionKey(const std::string& name, int64_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%010lld", static_cast<long long>(v));
+  return VersionsPrefix(name) + buf;
+}
+std::string AliasesPrefix(const std::string& name) { return FnPrefix(name) + "aliases/"; }
+std::string AliasKey(const std::string& name, const std::string& a) {
+  return AliasesPrefix(name) + a;
+}
+std::string TagsKey(const std::string& name) { return FnPrefix(name) + "tags"; }
+std::string RefOwner(const std::string& name, const std::string& version) {
+  return "lambda/" + name + "/" + version;
+}
+
+// A version number ("1".."9999999999"), or nullopt.
+std::optional<int64_t> ParseVersion(const std::string& s) {
+  if (s.empty() || s.size() > 10) return std::nullopt;
+  int64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  if (v < 1) return std::nullopt;
+  return v;
+}
+
+// The $LATEST record: the configuration plus bookkeeping for publishing.
+struct LatestRecord {
+  FunctionConfig config;
+  int64_t last_version = 0;  // highest published version number
+  bool changed_since_publish = true;
+};
+
+json ConfigToJson(const FunctionConfig& c) {
+  return json{{"name", c.name},
+              {"version", c.version},
+              {"runtime", c.runtime},
+              {"role", c.role},
+              {"handler", c.handler},
+              {"description", c.description},
+              {"timeout", c.timeout},
+              {"memory_size", c.memory_size},
+              {"ephemeral_storage", c.ephemeral_storage},
+              {"environment", c.environment},
+              {"code_digest", c.code_digest},
+              {"code_size", c.code_size},
+              {"code_sha256", c.code_sha256},
+              {"last_modified", c.last_modified},
+              {"revision_id", c.revision_id}};
+}
+
+base::Result<FunctionConfig> ConfigFromJson(const json& j) {
+  if (!j.is_object()) return base::Corruption("lambda: function record is not an object");
+  FunctionConfig c;
+  try {
+    c.name = j.at("name").get<std::string>();
+    c.version = j.at("version").get<std::string>();
+    c.runtime = j.at("runtime").get<std::string>();
+    c.role = j.at("role").get<std::string>();
+    c.handler = j.at("handler").get<std::string>();
+    c.description = j.at("description").get<std::string>();
+    c.timeout = j.at("timeout").get<int>();
+    c.memory_size = j.at("memory_size").get<int>();
+    c.ephemeral_storage = j.at("ephemeral_storage").get<int>();
+    c.environment = j.at("environment").get<std::map<std::string, std::string>>();
+    c.code_digest = j.at("code_digest").get<std::string>();
+    c.code_size = j.at("code_size").get<uint64_t>();
+    c.code_sha256 = j.at("code_sha256").get<std::string>();
+    c.last_modified = j.at("last_modified").get<std::string>();
+    c.revision_id = j.at("revision_id").get<std::string>();
+  } catch (const json::exception& e) {
+    return base::Corruption(std::string("lambda: bad function record: ") + e.what());
+  }
+  return c;
+}
+
+std::string EncodeLatest(const LatestRecord& r) {
+  json j = ConfigToJson(r.config);
+  j["last_version"] = r.last_version;
+  j["changed_since_publish"] = r.changed_since_publish;
+  return j.dump();
+}
+
+base::Result<LatestRecord> DecodeLatest(const std::string& s) {
+  json j = json::parse(s, nullptr, false);
+  if (j.is_discarded()) return base::Corruption("lambda: $LATEST record is not JSON");
+  LatestRecord r;
+  ASSIGN_OR_RETURN(r.config, ConfigFromJson(j));
+  r.last_version = j.value("last_version", int64_t{0});
+  r.changed_since_publish = j.value("changed_since_publish", true);
+  return r;
+}
+
+base::Result<FunctionConfig> DecodeConfig(const std::string& s) {
+  json j = json::parse(s, nullptr, false);
+  if (j.is_discarded()) return base::Corruption("lambda: version record is not JSON");
+  return ConfigFromJson(j);
+}
+
+std::string EncodeAlias(const Alias& a) {
+  return json{{"name", a.name},
+              {"function_version", a.function_version},
+              {"description", a.description},
+              {"weights", a.additional_weights},
+              {"revision_id", a.revision_id}}
+      .dump();
+}
+
+base::Result<Alias> DecodeAlias(const std::string& s) {
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_object()) return base::Corruption("lambda: alias record is not JSON");
+  Alias a;
+  try {
+    a.name = j.at("name").get<std::string>();
+    a.function_version = j.at("function_version").get<std::string>();
+    a.description = j.at("description").get<std::string>();
+    a.additional_weights = j.at("weights").get<std::map<std::string, double>>();
+    a.revision_id = j.at("revision_id").get<std::string>();
+  } catch (const json::exception& e) {
+    return base::Corruption(std::string("lambda: bad alias record: ") + e.what());
+  }
+  return a;
+}
+
+using StringMap = std::map<std::string, std::string>;
+
+base::Result<StringMap> DecodeStringMap(const std::string& s) {
+  if (s.empty()) return StringMap{};
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_object()) return base::Corruption("lambda: map record is not a JSON object");
+  StringMap m;
+  for (auto& [k, v] : j.items()) {
+    if (!v.is_string()) return base::Corruption("lambda: map record value is not a string");
+    m[k] = v.get<std::string>();
+  }
+  return m;
+}
+
+using CountMap = std::map<std::string, int64_t>;
+
+base::Result<CountMap> DecodeCountMap(const std::string& s) {
+  if (s.empty()) return CountMap{};
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_object()) return base::Corruption("lambda: concurrency record is not an object");
+  CountMap m;
+  for (auto& [k, v] : j.items()) {
+    if (!v.is_number_integer()) return base::Corruption("lambda: bad concurrency value");
+    m[k] = v.get<int64_t>();
+  }
+  return m;
+}
+
+std::string FormatLastModified(base::SystemTime t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03d+0000", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+uint64_t EnvironmentSize(const std::map<std::string, std::string>& env, std::string* measured) {
+  *measured = json(env).dump();
+  return measured->size();
+}
+
+constexpr char kRevisionMismatch[] =
+    "The Revision Id provided does not match the latest Revision Id. Call the "
+    "GetFunction/GetAlias API to retrieve the latest Revision Id";
+
+class LambdaImpl : public Lambda {
+ public:
+  LambdaImpl(store::Store* store, store::BlobStore* blobs, Options options)
+      : store_(store), blobs_(blobs), options_(std::move(options)) {
+    if (!options_.clock) options_.clock = &base::SystemClock();
+  }
+
+  const Options& options() const override { return options_; }
+
+  std::string FunctionArn(const std::string& name, const std::string& qualifier) const override {
+    std::string arn =
+        "arn:aws:lambda:" + options_.region + ":" + options_.account_id + ":function:" + name;
+    if (!qualifier.empty()) arn += ":" + qualifier;
+    return arn;
+  }
+
+  base::Result<FunctionConfig> CreateFunction(const CreateFunctionRequest& req) override {
+    ASSIGN_OR_RETURN(Code code, StoreCode(req.zip));
+    LatestRecord rec;
+    FunctionConfig& c = rec.config;
+    c.name = req.name;
+    ApplySettings(req.settings, &c);
+    RETURN_IF_ERROR(CheckEnvironment(c.environment));
+    c.code_digest = code.digest;
+    c.code_size = code.size;
+    c.code_sha256 = code.sha256;
+    Touch(&c);
+
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::KeyMissing(LatestKey(req.name)));
+      txn.compares.push_back(blobs_->AddRefGuard(code.digest));
+      LatestRecord to_write = rec;
+      FunctionConfig published;
+      if (req.publish) {
+        published = rec.config;
+        published.version = "1";
+        published.revision_id = base::NewUuid();
+        to_write.last_version = 1;
+        to_write.changed_since_publish = false;
+        txn.success.push_back(
+            store::Op::Put(VersionKey(req.name, 1), ConfigToJson(published).dump()));
+        AppendOps(&txn.success, blobs_->AddRefOps(code.digest, RefOwner(req.name, "1")));
+      }
+      txn.success.push_back(store::Op::Put(LatestKey(req.name), EncodeLatest(to_write)));
+      txn.success.push_back(store::Op::Put(kNamesPrefix + req.name, ""));
+      if (!req.tags.empty())
+        txn.success.push_back(store::Op::Put(TagsKey(req.name), json(req.tags).dump()));
+      else
+        txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(TagsKey(req.name))));
+      AppendOps(&txn.success, blobs_->AddRefOps(code.digest, RefOwner(req.name, kLatest)));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return req.publish ? published : rec.config;
+      ASSIGN_OR_RETURN(auto existing, store_->Get(LatestKey(req.name)));
+      if (existing) return base::AlreadyExists("Function already exist: " + req.name);
+      // The blob guard failed: a Gc() is deleting this digest. Put it again and retry.
+      ASSIGN_OR_RETURN(Code again, StoreCode(req.zip));
+      (void)again;
+    }
+    return base::Aborted("CreateFunction " + req.name + ": too many concurrent changes");
+  }
+
+  base::Result<FunctionDetails> GetFunction(const std::string& name,
+                                            const std::string& qualifier) override {
+    FunctionDetails d;
+    ASSIGN_OR_RETURN(d.config, Resolve(name, qualifier));
+    ASSIGN_OR_RETURN(d.tags, ListTags(name));
+    ASSIGN_OR_RETURN(d.reserved_concurrency, GetFunctionConcurrency(name));
+    return d;
+  }
+
+  base::Result<Page<FunctionConfig>> ListFunctions(const std::string& marker,
+                                                   int max_items) override {
+    store::RangeOptions ro;
+    ro.keys_only = true;
+    ro.limit = max_items;
+    if (!marker.empty()) ro.start_after = kNamesPrefix + marker;
+    ASSIGN_OR_RETURN(store::RangeResult rr,
+                     store_->Range(store::KeyRange::Prefix(kNamesPrefix), ro));
+    Page<FunctionConfig> page;
+    for (const auto& kv : rr.kvs) {
+      std::string name = kv.key.substr(kNamesPrefix.size());
+      auto latest = ReadLatest(name);
+      if (!latest.ok()) {
+        if (latest.status().code() == base::Code::kNotFound) continue;  // deleted meanwhile
+        return latest.status();
+      }
+      page.items.push_back(latest->first.config);
+    }
+    if (rr.more && !rr.kvs.empty())
+      page.next_marker = rr.kvs.back().key.substr(kNamesPrefix.size());
+    return page;
+  }
+
+  base::Result<FunctionConfig> UpdateFunctionCode(const std::string& name, const std::string& zip,
+                                                  const std::string& revision_id,
+                                                  bool publish) override {
+    ASSIGN_OR_RETURN(Code code, StoreCode(zip));
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      auto& [rec, rev] = latest;
+      if (!revision_id.empty() && revision_id != rec.config.revision_id)
+        return base::FailedPrecondition(kRevisionMismatch);
+      std::string old_digest = rec.config.code_digest;
+      rec.config.code_digest = code.digest;
+      rec.config.code_size = code.size;
+      rec.config.code_sha256 = code.sha256;
+      Touch(&rec.config);
+      rec.changed_since_publish = true;
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
+      txn.compares.push_back(blobs_->AddRefGuard(code.digest));
+      if (old_digest != code.digest) {
+        AppendOps(&txn.success, blobs_->DropRefOps(old_digest, RefOwner(name, kLatest)));
+        AppendOps(&txn.success, blobs_->AddRefOps(code.digest, RefOwner(name, kLatest)));
+      }
+      txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) {
+        if (publish) return PublishVersion(name, "", "", "");
+        return rec.config;
+      }
+      ASSIGN_OR_RETURN(Code again, StoreCode(zip));  // in case the guard failed
+      (void)again;
+    }
+    return base::Aborted("UpdateFunctionCode " + name + ": too many concurrent changes");
+  }
+
+  base::Result<FunctionConfig> UpdateFunctionConfiguration(
+      const std::string& name, const FunctionSettings& settings,
+      const std::string& revision_id) override {
+    if (settings.environment) RETURN_IF_ERROR(CheckEnvironment(*settings.environment));
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      auto& [rec, rev] = latest;
+      if (!revision_id.empty() && revision_id != rec.config.revision_id)
+        return base::FailedPrecondition(kRevisionMismatch);
+      ApplySettings(settings, &rec.config);
+      Touch(&rec.config);
+      rec.changed_since_publish = true;
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
+      txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return rec.config;
+    }
+    return base::Aborted("UpdateFunctionConfiguration " + name + ": too many concurrent changes");
+  }
+
+  base::Status DeleteFunction(const std::string& name, const std::string& qualifier) override {
+    if (qualifier == kLatest)
+      return base::InvalidArgument(
+          "$LATEST version cannot be deleted without deleting the function.");
+    if (!qualifier.empty()) return DeleteVersion(name, qualifier);
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      auto& [rec, rev] = latest;
+      ASSIGN_OR_RETURN(store::RangeResult versions,
+                       store_->Range(store::KeyRange::Prefix(VersionsPrefix(name))));
+      ASSIGN_OR_RETURN(auto conc, store_->Get(kConcurrencyKey));
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
+      AppendOps(&txn.success, blobs_->DropRefOps(rec.config.code_digest, RefOwner(name, kLatest)));
+      for (const auto& kv : versions.kvs) {
+        ASSIGN_OR_RETURN(FunctionConfig v, DecodeConfig(kv.value));
+        AppendOps(&txn.success, blobs_->DropRefOps(v.code_digest, RefOwner(name, v.version)));
+      }
+      if (conc) {
+        ASSIGN_OR_RETURN(CountMap m, DecodeCountMap(conc->value));
+        if (m.erase(name)) {
+          txn.compares.push_back(
+              store::Compare::ModRevisionIs(kConcurrencyKey, conc->mod_revision));
+          txn.success.push_back(store::Op::Put(kConcurrencyKey, json(m).dump()));
+        }
+      }
+      txn.success.push_back(store::Op::Delete(store::KeyRange::Prefix(FnPrefix(name))));
+      txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kNamesPrefix + name)));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return base::Status::Ok();
+    }
+    return base::Aborted("DeleteFunction " + name + ": too many concurrent changes");
+  }
+
+  base::Result<FunctionConfig> PublishVersion(const std::string& name,
+                                              const std::string& description,
+                                              const std::string& code_sha256,
+                                              const std::string& revision_id) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      auto& [rec, rev] = latest;
+      if (!revision_id.empty() && revision_id != rec.config.revision_id)
+        return base::FailedPrecondition(kRevisionMismatch);
+      if (!code_sha256.empty() && code_sha256 != rec.config.code_sha256)
+        return base::InvalidArgument(
+            "CodeSHA256 (" + code_sha256 + ") is different from current CodeSHA256 in $LATEST (" +
+            rec.config.code_sha256 + "). Please try again with the CodeSHA256 in $LATEST.");
+      if (!rec.changed_since_publish && rec.last_version > 0) {
+        ASSIGN_OR_RETURN(auto kv, store_->Get(VersionKey(name, rec.last_version)));
+        if (kv) return DecodeConfig(kv->value);
+      }
+      int64_t number = rec.last_version + 1;
+      FunctionConfig v = rec.config;
+      v.version = std::to_string(number);
+      v.description = description.empty() ? rec.config.description : description;
+      v.revision_id = base::NewUuid();
+      v.last_modified = FormatLastModified(options_.clock->Now());
+      rec.last_version = number;
+      rec.changed_since_publish = false;
+      rec.config.revision_id = base::NewUuid();
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
+      txn.compares.push_back(store::Compare::KeyMissing(VersionKey(name, number)));
+      txn.compares.push_back(blobs_->AddRefGuard(v.code_digest));
+      AppendOps(&txn.success, blobs_->AddRefOps(v.code_digest, RefOwner(name, v.version)));
+      txn.success.push_back(store::Op::Put(VersionKey(name, number), ConfigToJson(v).dump()));
+      txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return v;
+    }
+    return base::Aborted("PublishVersion " + name + ": too many concurrent changes");
+  }
+
+  base::Result<Page<FunctionConfig>> ListVersions(const std::string& name,
+                                                  const std::string& marker,
+                                                  int max_items) override {
+    ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+    Page<FunctionConfig> page;
+    int64_t after = 0;
+    if (marker.empty()) {
+      page.items.push_back(latest.first.config);
+    } else if (marker != kLatest) {
+      auto v = ParseVersion(marker);
+      if (!v) return base::InvalidArgument("Invalid marker: " + marker);
+      after = *v;
+    }
+    if (static_cast<int>(page.items.size()) >= max_items) {
+      page.next_marker = kLatest;
+      return page;
+    }
+    store::RangeOptions ro;
+    ro.limit = max_items - static_cast<int>(page.items.size());
+    if (after > 0) ro.start_after = VersionKey(name, after);
+    ASSIGN_OR_RETURN(store::RangeResult rr,
+                     store_->Range(store::KeyRange::Prefix(VersionsPrefix(name)), ro));
+    for (const auto& kv : rr.kvs) {
+      ASSIGN_OR_RETURN(FunctionConfig c, DecodeConfig(kv.value));
+      page.items.push_back(std::move(c));
+    }
+    if (rr.more && !page.items.empty()) page.next_marker = page.items.back().version;
+    return page;
+  }
+
+  base::Result<Alias> CreateAlias(const std::string& name, const Alias& in) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), latest.second));
+      txn.compares.push_back(store::Compare::KeyMissing(AliasKey(name, in.name)));
+      RETURN_IF_ERROR(CheckAliasTargets(name, in.function_version, in.additional_weights, &txn));
+      Alias a = in;
+      a.revision_id = base::NewUuid();
+      txn.success.push_back(store::Op::Put(AliasKey(name, a.name), EncodeAlias(a)));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return a;
+      ASSIGN_OR_RETURN(auto existing, store_->Get(AliasKey(name, in.name)));
+      if (existing)
+        return base::AlreadyExists("Alias already exists: " + FunctionArn(name, in.name));
+    }
+    return base::Aborted("CreateAlias " + name + ": too many concurrent changes");
+  }
+
+  base::Result<Alias> GetAlias(const std::string& name, const std::string& alias) override {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(AliasKey(name, alias)));
+    if (!kv) return base::NotFound("Cannot find alias arn: " + FunctionArn(name, alias));
+    return DecodeAlias(kv->value);
+  }
+
+  base::Result<Page<Alias>> ListAliases(const std::string& name,
+                                        const std::string& function_version,
+                                        const std::string& marker, int max_items) override {
+    ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+    (void)latest;
+    store::RangeOptions ro;
+    if (!marker.empty()) ro.start_after = AliasKey(name, marker);
+    ASSIGN_OR_RETURN(store::RangeResult rr,
+                     store_->Range(store::KeyRange::Prefix(AliasesPrefix(name)), ro));
+    Page<Alias> page;
+    for (const auto& kv : rr.kvs) {
+      ASSIGN_OR_RETURN(Alias a, DecodeAlias(kv.value));
+      if (!function_version.empty() && a.function_version != function_version) continue;
+      if (static_cast<int>(page.items.size()) >= max_items) {
+        page.next_marker = page.items.back().name;
+        break;
+      }
+      page.items.push_back(std::move(a));
+    }
+    return page;
+  }
+
+  base::Result<Alias> UpdateAlias(const std::string& name, const std::string& alias,
+                                  const AliasUpdate& update) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto kv, store_->Get(AliasKey(name, alias)));
+      if (!kv) return base::NotFound("Alias not found: " + FunctionArn(name, alias));
+      ASSIGN_OR_RETURN(Alias a, DecodeAlias(kv->value));
+      if (!update.revision_id.empty() && update.revision_id != a.revision_id)
+        return base::FailedPrecondition(kRevisionMismatch);
+      if (update.function_version) a.function_version = *update.function_version;
+      if (update.description) a.description = *update.description;
+      if (update.additional_weights) a.additional_weights = *update.additional_weights;
+      a.revision_id = base::NewUuid();
+      store::Txn txn;
+      txn.compares.push_back(
+          store::Compare::ModRevisionIs(AliasKey(name, alias), kv->mod_revision));
+      RETURN_IF_ERROR(CheckAliasTargets(name, a.function_version, a.additional_weights, &txn));
+      txn.success.push_back(store::Op::Put(AliasKey(name, alias), EncodeAlias(a)));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return a;
+    }
+    return base::Aborted("UpdateAlias " + name + ": too many concurrent changes");
+  }
+
+  base::Status DeleteAlias(const std::string& name, const std::string& alias) override {
+    // As AWS: deleting an alias that does not exist succeeds.
+    return store_->Delete(store::KeyRange::Exact(AliasKey(name, alias))).status();
+  }
+
+  base::Status PutFunctionConcurrency(const std::string& name, int64_t reserved) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      ASSIGN_OR_RETURN(auto conc, store_->Get(kConcurrencyKey));
+      CountMap m;
+      if (conc) {
+        ASSIGN_OR_RETURN(m, DecodeCountMap(conc->value));
+      }
+      int64_t others = 0;
+      for (const auto& [fn, n] : m)
+        if (fn != name) others += n;
+      if (options_.account_concurrency - others - reserved < options_.min_unreserved_concurrency)
+        return base::InvalidArgument(
+            "Specified ReservedConcurrentExecutions for function decreases account's "
+            "UnreservedConcurrentExecution below its minimum value of [" +
+            std::to_string(options_.min_unreserved_concurrency) + "].");
+      m[name] = reserved;
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), latest.second));
+      txn.compares.push_back(
+          store::Compare::ModRevisionIs(kConcurrencyKey, conc ? conc->mod_revision : 0));
+      txn.success.push_back(store::Op::Put(kConcurrencyKey, json(m).dump()));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return base::Status::Ok();
+    }
+    return base::Aborted("PutFunctionConcurrency " + name + ": too many concurrent changes");
+  }
+
+  base::Result<std::optional<int64_t>> GetFunctionConcurrency(const std::string& name) override {
+    ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+    (void)latest;
+    ASSIGN_OR_RETURN(auto conc, store_->Get(kConcurrencyKey));
+    if (!conc) return std::optional<int64_t>();
+    ASSIGN_OR_RETURN(CountMap m, DecodeCountMap(conc->value));
+    auto it = m.find(name);
+    if (it == m.end()) return std::optional<int64_t>();
+    return std::optional<int64_t>(it->second);
+  }
+
+  base::Status DeleteFunctionConcurrency(const std::string& name) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      (void)latest;
+      ASSIGN_OR_RETURN(auto conc, store_->Get(kConcurrencyKey));
+      if (!conc) return base::Status::Ok();
+      ASSIGN_OR_RETURN(CountMap m, DecodeCountMap(conc->value));
+      if (!m.erase(name)) return base::Status::Ok();
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(kConcurrencyKey, conc->mod_revision));
+      txn.success.push_back(store::Op::Put(kConcurrencyKey, json(m).dump()));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return base::Status::Ok();
+    }
+    return base::Aborted("DeleteFunctionConcurrency " + name + ": too many concurrent changes");
+  }
+
+  base::Result<AccountSettings> GetAccountSettings() override {
+    AccountSettings s;
+    s.concurrent_executions = options_.account_concurrency;
+    ASSIGN_OR_RETURN(auto conc, store_->Get(kConcurrencyKey));
+    int64_t reserved = 0;
+    if (conc) {
+      ASSIGN_OR_RETURN(CountMap m, DecodeCountMap(conc->value));
+      for (const auto& [fn, n] : m) reserved += n;
+    }
+    s.unreserved_concurrent_executions = options_.account_concurrency - reserved;
+    store::RangeOptions ro;
+    ro.count_only = true;
+    ASSIGN_OR_RETURN(store::RangeResult names,
+                     store_->Range(store::KeyRange::Prefix(kNamesPrefix), ro));
+    s.function_count = names.count;
+    ASSIGN_OR_RETURN(store::RangeResult all,
+                     store_->Range(store::KeyRange::Prefix("/lambda/functions/")));
+    for (const auto& kv : all.kvs) {
+      bool latest = kv.key.size() > 7 && kv.key.compare(kv.key.size() - 7, 7, "/latest") == 0;
+      if (!latest && kv.key.find("/versions/") == std::string::npos) continue;
+      ASSIGN_OR_RETURN(FunctionConfig c, DecodeConfig(kv.value));
+      s.total_code_size += c.code_size;
+    }
+    return s;
+  }
+
+  base::Result<std::map<std::string, std::string>> ListTags(const std::string& name) override {
+    ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+    (void)latest;
+    ASSIGN_OR_RETURN(auto kv, store_->Get(TagsKey(name)));
+    if (!kv) return StringMap{};
+    return DecodeStringMap(kv->value);
+  }
+
+  base::Status TagResource(const std::string& name, const StringMap& tags) override {
+    return ChangeTags(name, [&](StringMap* m) {
+      for (const auto& [k, v] : tags) (*m)[k] = v;
+    });
+  }
+
+  base::Status UntagResource(const std::string& name,
+                             const std::vector<std::string>& keys) override {
+    return ChangeTags(name, [&](StringMap* m) {
+      for (const auto& k : keys) m->erase(k);
+    });
+  }
+
+ private:
+  struct Code {
+    store::Digest digest;
+    uint64_t size = 0;
+    std::string sha256;
+  };
+
+  static void AppendOps(std::vector<store::Op>* to, std::vector<store::Op> ops) {
+    for (auto& op : ops) to->push_back(std::move(op));
+  }
+
+  void Touch(FunctionConfig* c) const {
+    c->last_modified = FormatLastModified(options_.clock->Now());
+    c->revision_id = base::NewUuid();
+  }
+
+  static void ApplySettings(const FunctionSettings& s, FunctionConfig* c) {
+    if (s.runtime) c->runtime = *s.runtime;
+    if (s.role) c->role = *s.role;
+    if (s.handler) c->handler = *s.handler;
+    if (s.description) c->description = *s.description;
+    if (s.timeout) c->timeout = *s.timeout;
+    if (s.memory_size) c->memory_size = *s.memory_size;
+    if (s.ephemeral_storage) c->ephemeral_storage = *s.ephemeral_storage;
+    if (s.environment) c->environment = *s.environment;
+  }
+
+  base::Status CheckEnvironment(const StringMap& env) const {
+    std::string measured;
+    if (EnvironmentSize(env, &measured) > options_.max_environment_bytes)
+      return base::InvalidArgument(
+          "Lambda was unable to configure your environment variables because the environment "
+          "variables you have provided exceeded the 4KB limit. String measured: " +
+          measured);
+    return base::Status::Ok();
+  }
+
+  // Checks the zip and puts it in the BlobStore (the caller adds the reference).
+  base::Result<Code> StoreCode(const std::string& zip) {
+    if (zip.size() > options_.max_zip_bytes)
+      return base::ResourceExhausted("Zipped size must be smaller than " +
+                                     std::to_string(options_.max_zip_bytes) + " bytes");
+    ZipCheck check = CheckZip(zip, options_.max_unzipped_bytes);
+    switch (check.verdict) {
+      case ZipVerdict::kOk:
+        break;
+      case ZipVerdict::kUnzippedTooLarge:
+        return base::InvalidArgument("Unzipped size must be smaller than " +
+                                     std::to_string(options_.max_unzipped_bytes) + " bytes");
+      case ZipVerdict::kCorrupt:
+      case ZipVerdict::kUnsafePath:
+        return base::InvalidArgument(
+            "Could not unzip uploaded file. Please check your file, then try to upload again.");
+    }
+    Code code;
+    ASSIGN_OR_RETURN(code.digest, blobs_->Put(zip));
+    code.size = zip.size();
+    code.sha256 = base::Base64Encode(base::Sha256(zip));
+    return code;
+  }
+
+  base::Status NotFoundFn(const std::string& name, const std::string& qualifier = "") const {
+    return base::NotFound("Function not found: " + FunctionArn(name, qualifier));
+  }
+
+  // $LATEST and the revision it was read at.
+  base::Result<std::pair<LatestRecord, store::Revision>> ReadLatest(const std::string& name) {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(LatestKey(name)));
+    if (!kv) return NotFoundFn(name);
+    ASSIGN_OR_RETURN(LatestRecord rec, DecodeLatest(kv->value));
+    return std::make_pair(std::move(rec), kv->mod_revision);
+  }
+
+  base::Result<FunctionConfig> Resolve(const std::string& name, const std::string& qualifier) {
+    if (qualifier.empty() || qualifier == kLatest) {
+      auto latest = ReadLatest(name);
+      if (!latest.ok()) {
+        if (latest.status().code() == base::Code::kNotFound) return NotFoundFn(name, qualifier);
+        return latest.status();
+      }
+      return latest->first.config;
+    }
+    std::string version = qualifier;
+    if (!ParseVersion(qualifier)) {
+      ASSIGN_OR_RETURN(auto kv, store_->Get(AliasKey(name, qualifier)));
+      if (!kv) return NotFoundFn(name, qualifier);
+      ASSIGN_OR_RETURN(Alias a, DecodeAlias(kv->value));
+      version = a.function_version;
+      if (version == kLatest) return Resolve(name, version);
+    }
+    auto number = ParseVersion(version);
+    if (!number) return NotFoundFn(name, qualifier);
+    ASSIGN_OR_RETURN(auto kv, store_->Get(VersionKey(name, *number)));
+    if (!kv) return NotFoundFn(name, qualifier);
+    return DecodeConfig(kv->value);
+  }
+
+  // Adds compares that the alias's versions exist (as of the Txn); NotFound if not now.
+  base::Status CheckAliasTargets(const std::string& name, const std::string& version,
+                                 const std::map<std::string, double>& weights, store::Txn* txn) {
+    auto check = [&](const std::string& v) -> base::Status {
+      if (v == kLatest) return base::Status::Ok();
+      auto number = ParseVersion(v);
+      if (!number) return NotFoundFn(name, v);
+      ASSIGN_OR_RETURN(auto kv, store_->Get(VersionKey(name, *number)));
+      if (!kv) return NotFoundFn(name, v);
+      txn->compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
+      return base::Status::Ok();
+    };
+    RETURN_IF_ERROR(check(version));
+    for (const auto& [v, w] : weights) {
+      (void)w;
+      if (v == version)
+        return base::InvalidArgument("Invalid function version " + v + ". Function version " + v +
+                                     " is already included in routing configuration.");
+      RETURN_IF_ERROR(check(v));
+    }
+    return base::Status::Ok();
+  }
+
+  base::Status DeleteVersion(const std::string& name, const std::string& qualifier) {
+    auto number = ParseVersion(qualifier);
+    if (!number) {
+      // An alias name as the qualifier: AWS answers that aliases are not deletable here.
+      return base::InvalidArgument(
+          "Deletion of aliases is not supported by DeleteFunction. Use DeleteAlias instead.");
+    }
+    ASSIGN_OR_RETURN(auto kv, store_->Get(VersionKey(name, *number)));
+    if (!kv) {
+      ASSIGN_OR_RETURN(auto latest, store_->Get(LatestKey(name)));
+      if (!latest) return NotFoundFn(name, qualifier);
+      return base::Status::Ok();  // as AWS: deleting a missing version of a function is a no-op
+    }
+    ASSIGN_OR_RETURN(FunctionConfig v, DecodeConfig(kv->value));
+    ASSIGN_OR_RETURN(store::RangeResult aliases,
+                     store_->Range(store::KeyRange::Prefix(AliasesPrefix(name))));
+    std::vector<std::string> users;
+    for (const auto& akv : aliases.kvs) {
+      ASSIGN_OR_RETURN(Alias a, DecodeAlias(akv.value));
+      if (a.function_version == v.version || a.additional_weights.count(v.version))
+        users.push_back(a.name);
+    }
+    if (!users.empty()) {
+      std::string list;
+      for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
+      return base::AlreadyExists(
+          "Unable to delete version because the following aliases reference it: [" + list + "]");
+    }
+    store::Txn txn;
+    txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
+    AppendOps(&txn.success, blobs_->DropRefOps(v.code_digest, RefOwner(name, v.version)));
+    txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
+    ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+    (void)r;  // lost to a concurrent delete of the same version: it is gone either way
+    return base::Status::Ok();
+  }
+
+  template <typename Fn>
+  base::Status ChangeTags(const std::string& name, Fn change) {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      ASSIGN_OR_RETURN(auto kv, store_->Get(TagsKey(name)));
+      StringMap m;
+      if (kv) {
+        ASSIGN_OR_RETURN(m, DecodeStringMap(kv->value));
+      }
+      change(&m);
+      store::Txn txn;
+      // The function must still exist (a concurrent delete wins; a racing update retries).
+      txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), latest.second));
+      txn.compares.push_back(
+          store::Compare::ModRevisionIs(TagsKey(name), kv ? kv->mod_revision : 0));
+      txn.success.push_back(store::Op::Put(TagsKey(name), json(m).dump()));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return base::Status::Ok();
+    }
+    return base::Aborted("TagResource " + name + ": too many concurrent changes");
+  }
+
+  store::Store* store_;
+  store::BlobStore* blobs_;
+  Options options_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& SupportedRuntimes() {
+  static const std::vector<std::string> kRuntimes = {
+      "nodejs22.x", "nodejs20.x", "nodejs18.x",      "python3.13",   "python3.12", "python3.11",
+      "python3.10", "python3.9",  "provided.al2023", "provided.al2", "provided"};
+  return kRuntimes;
+}
+
+base::Result<std::unique_ptr<Lambda>> OpenLambda(store::Store* store, store::BlobStore* blobs,
+                                                 const Options& options) {
+  if (!store || !blobs) return base::InvalidArgument("OpenLambda: store and blob store required");
+  return std::unique_ptr<Lambda>(std::make_unique<LambdaImpl>(store, blobs, options));
+}
+
+}  // namespace lambda

@@ -1,0 +1,183 @@
+// lambda::Lambda — the Lambda control plane: functions, published versions, aliases,
+// reserved concurrency and tags, kept in the Store, with function code in the BlobStore.
+//
+// The API layer (api.cpp) decodes and range-checks requests into the plain types below;
+// this class checks everything that needs state (existence, revision ids, concurrency
+// quota) and the code itself (zip integrity and limits), and commits each change as one
+// Store Txn whose compares make it all-or-nothing: two concurrent creates of one name
+// cannot both win, and a blob reference is added in the same Txn that names the blob.
+//
+// Store layout (values are JSON records private to this module):
+//   /lambda/names/<name>                          index for ListFunctions (empty value)
+//   /lambda/functions/<name>/latest               $LATEST configuration
+//   /lambda/functions/<name>/versions/<%010d>     published versions (immutable)
+//   /lambda/functions/<name>/aliases/<alias>      aliases
+//   /lambda/functions/<name>/tags                 tags
+//   /lambda/account/concurrency                   reserved concurrency per function
+// Blob references: owner "lambda/<name>/$LATEST" and "lambda/<name>/<version>".
+//
+// Errors (mapped to AWS codes in api.cpp): InvalidArgument = InvalidParameterValue,
+// NotFound, AlreadyExists = ResourceConflict, FailedPrecondition = RevisionId mismatch,
+// ResourceExhausted = zip over the size limit, Aborted = concurrent change kept winning.
+//
+// Threading: all methods are safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "base/time.h"
+#include "store/blob_store.h"
+#include "store/store.h"
+
+namespace lambda {
+
+struct Options {
+  std::string account_id = "000000000000";
+  std::string region = "us-east-1";
+  base::Clock* clock = nullptr;  // nullptr = base::SystemClock()
+  int64_t account_concurrency = 1000;
+  int64_t min_unreserved_concurrency = 100;
+  uint64_t max_zip_bytes = 50ull * 1024 * 1024;        // 52428800, as AWS
+  uint64_t max_unzipped_bytes = 250ull * 1024 * 1024;  // 262144000, as AWS
+  uint64_t max_environment_bytes = 4096;
+};
+
+inline constexpr char kLatest[] = "$LATEST";
+
+// Configuration of one function version ($LATEST or a published number).
+struct FunctionConfig {
+  std::string name;
+  std::string version = kLatest;
+  std::string runtime, role, handler, description;
+  int timeout = 3;
+  int memory_size = 128;
+  int ephemeral_storage = 512;
+  std::map<std::string, std::string> environment;
+  std::string code_digest;  // "sha256:<hex>" in the BlobStore
+  uint64_t code_size = 0;
+  std::string code_sha256;    // base64 of the raw SHA-256, as AWS reports it
+  std::string last_modified;  // "2026-11-23T20:00:00.000+0000"
+  std::string revision_id;
+};
+
+// What UpdateFunctionConfiguration (and CreateFunction) may set; unset fields keep their
+// value (or the default on create). Range checks are the caller's (api.cpp).
+struct FunctionSettings {
+  std::optional<std::string> runtime, role, handler, description;
+  std::optional<int> timeout, memory_size, ephemeral_storage;
+  std::optional<std::map<std::string, std::string>> environment;
+};
+
+struct CreateFunctionRequest {
+  std::string name;
+  FunctionSettings settings;
+  std::string zip;  // raw bytes
+  bool publish = false;
+  std::map<std::string, std::string> tags;
+};
+
+struct FunctionDetails {
+  FunctionConfig config;
+  std::map<std::string, std::string> tags;
+  std::optional<int64_t> reserved_concurrency;
+};
+
+struct Alias {
+  std::string name;
+  std::string function_version;
+  std::string description;
+  std::map<std::string, double> additional_weights;  // RoutingConfig
+  std::string revision_id;
+};
+
+struct AliasUpdate {
+  std::optional<std::string> function_version, description;
+  std::optional<std::map<std::string, double>> additional_weights;
+  std::string revision_id;  // precondition, empty = none
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string next_marker;  // empty = last page
+};
+
+struct AccountSettings {
+  int64_t concurrent_executions = 0;
+  int64_t unreserved_concurrent_executions = 0;
+  int64_t function_count = 0;
+  uint64_t total_code_size = 0;
+};
+
+// The runtimes this build accepts, in the order error messages list them.
+const std::vector<std::string>& SupportedRuntimes();
+
+class Lambda {
+ public:
+  virtual ~Lambda() = default;
+
+  virtual const Options& options() const = 0;
+  // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+  virtual std::string FunctionArn(const std::string& name,
+                                  const std::string& qualifier = "") const = 0;
+
+  virtual base::Result<FunctionConfig> CreateFunction(const CreateFunctionRequest& req) = 0;
+  // `qualifier`: "" or "$LATEST", a version number, or an alias name (resolved).
+  virtual base::Result<FunctionDetails> GetFunction(const std::string& name,
+                                                    const std::string& qualifier) = 0;
+  virtual base::Result<Page<FunctionConfig>> ListFunctions(const std::string& marker,
+                                                           int max_items) = 0;
+  virtual base::Result<FunctionConfig> UpdateFunctionCode(const std::string& name,
+                                                          const std::string& zip,
+                                                          const std::string& revision_id,
+                                                          bool publish) = 0;
+  virtual base::Result<FunctionConfig> UpdateFunctionConfiguration(
+      const std::string& name, const FunctionSettings& settings,
+      const std::string& revision_id) = 0;
+  // Deletes the function (qualifier empty) or one published version.
+  virtual base::Status DeleteFunction(const std::string& name, const std::string& qualifier) = 0;
+
+  // Publishes $LATEST as the next version; returns the last version when nothing changed
+  // since it was published. `code_sha256`/`revision_id` are optional preconditions.
+  virtual base::Result<FunctionConfig> PublishVersion(const std::string& name,
+                                                      const std::string& description,
+                                                      const std::string& code_sha256,
+                                                      const std::string& revision_id) = 0;
+  // $LATEST first, then versions in order. The marker is the last version returned.
+  virtual base::Result<Page<FunctionConfig>> ListVersions(const std::string& name,
+                                                          const std::string& marker,
+                                                          int max_items) = 0;
+
+  virtual base::Result<Alias> CreateAlias(const std::string& name, const Alias& alias) = 0;
+  virtual base::Result<Alias> GetAlias(const std::string& name, const std::string& alias) = 0;
+  // `function_version` filters when non-empty.
+  virtual base::Result<Page<Alias>> ListAliases(const std::string& name,
+                                                const std::string& function_version,
+                                                const std::string& marker, int max_items) = 0;
+  virtual base::Result<Alias> UpdateAlias(const std::string& name, const std::string& alias,
+                                          const AliasUpdate& update) = 0;
+  virtual base::Status DeleteAlias(const std::string& name, const std::string& alias) = 0;
+
+  virtual base::Status PutFunctionConcurrency(const std::string& name, int64_t reserved) = 0;
+  virtual base::Result<std::optional<int64_t>> GetFunctionConcurrency(const std::string& name) = 0;
+  virtual base::Status DeleteFunctionConcurrency(const std::string& name) = 0;
+  virtual base::Result<AccountSettings> GetAccountSettings() = 0;
+
+  virtual base::Result<std::map<std::string, std::string>> ListTags(const std::string& name) = 0;
+  virtual base::Status TagResource(const std::string& name,
+                                   const std::map<std::string, std::string>& tags) = 0;
+  virtual base::Status UntagResource(const std::string& name,
+                                     const std::vector<std::string>& keys) = 0;
+};
+
+// `store` and `blobs` must outlive the returned Lambda.
+base::Result<std::unique_ptr<Lambda>> OpenLambda(store::Store* store, store::BlobStore* blobs,
+                                                 const Options& options);
+
+}  // namespace lambda
