@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -322,8 +323,18 @@ class SqliteStore final : public Store {
     std::vector<Event> events;
   };
 
+  // One caller of Commit waiting in the group-commit queue (see CommitGroup).
+  struct Writer {
+    const Txn* txn = nullptr;
+    Status status;
+    TxnResult result;
+    bool done = false;           // guarded by queue_mu_
+    std::condition_variable cv;  // signalled when done, or when this writer becomes leader
+  };
+
   struct Statements {
     Statement begin, commit, rollback;
+    Statement savepoint, release, rollback_to;
     Statement get_meta, set_meta;
     Statement get_kv, put_kv, del_kv;
     Statement range_bounded, range_open, count_bounded, count_open;
@@ -350,6 +361,14 @@ class SqliteStore final : public Store {
   Status RecordHistory(Batch* batch, int type, const KeyValue& kv);
   Status RevokeLocked(Batch* batch, LeaseId lease);
 
+  // Applies one txn (compares, then a branch) at revision batch->revision. No transaction
+  // control: the caller owns BEGIN/SAVEPOINT. mu_ held.
+  Status ApplyTxn(Batch* batch, const Txn& txn, TxnResult* result);
+  // Runs the writers [0, n) of `group` in order, each under its own SAVEPOINT, inside one
+  // BEGIN IMMEDIATE ... COMMIT (one fsync); then publishes and fills every writer's outcome.
+  // mu_ held.
+  void CommitGroup(const std::vector<Writer*>& group);
+
   Status ReadHistory(Revision from, Revision to, std::vector<RevisionEvents>* out);
   void SweepLoop();
   Status SweepExpired();
@@ -366,6 +385,12 @@ class SqliteStore final : public Store {
   LeaseId next_lease_ = 1;
 
   std::shared_ptr<WatchHub> hub_;
+
+  // Group commit: Commit callers queue here; the one at the front is the leader and commits
+  // everything queued (up to kMaxGroup) in one SQLite transaction. Lock order: mu_, queue_mu_.
+  static constexpr size_t kMaxGroup = 256;
+  std::mutex queue_mu_;
+  std::deque<Writer*> queue_;
 
   std::mutex sweep_mu_;
   std::condition_variable sweep_cv_;
@@ -469,6 +494,9 @@ Status SqliteStore::PrepareStatements() {
       {&stmts_.begin, "BEGIN IMMEDIATE"},
       {&stmts_.commit, "COMMIT"},
       {&stmts_.rollback, "ROLLBACK"},
+      {&stmts_.savepoint, "SAVEPOINT txn"},
+      {&stmts_.release, "RELEASE txn"},
+      {&stmts_.rollback_to, "ROLLBACK TO txn"},
       {&stmts_.get_meta, "SELECT value FROM meta WHERE name = ?1"},
       {&stmts_.set_meta, "INSERT OR REPLACE INTO meta(name, value) VALUES (?1, ?2)"},
       {&stmts_.get_kv,
@@ -676,48 +704,152 @@ Result<TxnResult> SqliteStore::Commit(const Txn& txn) {
     }
   }
 
-  std::lock_guard<std::mutex> lock(mu_);
-  TxnResult result;
-  Status st = WriteTxn([&](Batch* batch) -> Status {
-    result.succeeded = true;
-    for (const Compare& c : txn.compares) {
-      Result<std::optional<KeyValue>> kv = GetLocked(c.key);
-      if (!kv.ok()) return kv.status().WithContext("txn: compare " + Quote(c.key));
-      if (!CompareHolds(c, kv->value_or(KeyValue{}))) {
-        result.succeeded = false;
+  // Group commit (LevelDB's writer queue): queue up; wait until a leader has committed this
+  // txn, or until it is at the front and so the leader itself. A lone writer is the leader
+  // at once, so nothing waits for company.
+  Writer w;
+  w.txn = &txn;
+  {
+    std::unique_lock<std::mutex> q(queue_mu_);
+    queue_.push_back(&w);
+    w.cv.wait(q, [&] { return w.done || queue_.front() == &w; });
+    if (w.done) {
+      if (!w.status.ok()) return w.status;
+      return std::move(w.result);
+    }
+  }
+
+  std::vector<Writer*> group;
+  {
+    // Take the group only once the connection is ours: whoever queued while the previous
+    // group (or a lease or compaction write) held mu_ joins this one.
+    std::lock_guard<std::mutex> lock(mu_);
+    {
+      std::lock_guard<std::mutex> q(queue_mu_);
+      size_t n = std::min(queue_.size(), kMaxGroup);
+      group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    CommitGroup(group);
+  }
+
+  std::lock_guard<std::mutex> q(queue_mu_);
+  for (Writer* member : group) {
+    // The group is the front of the queue: only the leader pops, and it pushed first.
+    queue_.pop_front();
+    if (member != &w) {
+      member->done = true;
+      member->cv.notify_one();
+    }
+  }
+  if (!queue_.empty()) queue_.front()->cv.notify_one();  // the next leader
+  if (!w.status.ok()) return w.status;
+  return std::move(w.result);
+}
+
+Status SqliteStore::ApplyTxn(Batch* batch, const Txn& txn, TxnResult* result) {
+  result->succeeded = true;
+  for (const Compare& c : txn.compares) {
+    Result<std::optional<KeyValue>> kv = GetLocked(c.key);
+    if (!kv.ok()) return kv.status().WithContext("txn: compare " + Quote(c.key));
+    if (!CompareHolds(c, kv->value_or(KeyValue{}))) {
+      result->succeeded = false;
+      break;
+    }
+  }
+  const std::vector<Op>& ops = result->succeeded ? txn.success : txn.failure;
+  result->results.resize(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const Op& op = ops[i];
+    OpResult& out = result->results[i];
+    switch (op.type) {
+      case Op::Type::kPut: {
+        Status s = ApplyPut(batch, op.range.key, op.value, op.lease);
+        if (!s.ok()) return s.WithContext("txn: put " + Quote(op.range.key));
+        break;
+      }
+      case Op::Type::kDelete: {
+        Status s = ApplyDelete(batch, op.range, &out);
+        if (!s.ok()) return s.WithContext("txn: delete " + Quote(op.range.key));
+        break;
+      }
+      case Op::Type::kGet: {
+        RangeResult r;
+        Status s = RangeLocked(op.range, {}, &r);
+        if (!s.ok()) return s.WithContext("txn: get " + Quote(op.range.key));
+        out.kvs = std::move(r.kvs);
         break;
       }
     }
-    const std::vector<Op>& ops = result.succeeded ? txn.success : txn.failure;
-    result.results.resize(ops.size());
-    for (size_t i = 0; i < ops.size(); ++i) {
-      const Op& op = ops[i];
-      OpResult& out = result.results[i];
-      switch (op.type) {
-        case Op::Type::kPut: {
-          Status s = ApplyPut(batch, op.range.key, op.value, op.lease);
-          if (!s.ok()) return s.WithContext("txn: put " + Quote(op.range.key));
-          break;
-        }
-        case Op::Type::kDelete: {
-          Status s = ApplyDelete(batch, op.range, &out);
-          if (!s.ok()) return s.WithContext("txn: delete " + Quote(op.range.key));
-          break;
-        }
-        case Op::Type::kGet: {
-          RangeResult r;
-          Status s = RangeLocked(op.range, {}, &r);
-          if (!s.ok()) return s.WithContext("txn: get " + Quote(op.range.key));
-          out.kvs = std::move(r.kvs);
-          break;
-        }
-      }
+  }
+  return Status::Ok();
+}
+
+void SqliteStore::CommitGroup(const std::vector<Writer*>& group) {
+  // Fails every writer that has not failed on its own; nothing of the group is kept.
+  auto fail_all = [&](const Status& st) {
+    RollbackQuietly();
+    for (Writer* w : group) {
+      if (w->status.ok()) w->status = st;
     }
-    return Status::Ok();
-  });
-  if (!st.ok()) return st;
-  result.revision = revision_.load();
-  return result;
+  };
+  {
+    Exec e(stmts_.begin);
+    Status st = e.Run();
+    if (!st.ok()) return fail_all(st.WithContext("txn: begin"));
+  }
+  // Each writer's revision and events, published only after COMMIT; revision_ and the hub
+  // are untouched until then, so a failed COMMIT leaves nothing in memory to undo.
+  std::vector<Batch> batches(group.size());
+  Revision rev = revision_.load();
+  for (size_t i = 0; i < group.size(); ++i) {
+    Writer* w = group[i];
+    Batch& batch = batches[i];
+    batch.revision = rev + 1;
+    {
+      Exec e(stmts_.savepoint);
+      Status st = e.Run();
+      if (!st.ok()) return fail_all(st.WithContext("txn: savepoint"));
+    }
+    Status st = ApplyTxn(&batch, *w->txn, &w->result);
+    if (st.ok()) {
+      Exec e(stmts_.release);
+      st = e.Run();
+      if (!st.ok()) return fail_all(st.WithContext("txn: release savepoint"));
+      if (!batch.events.empty()) rev = batch.revision;
+      w->result.revision = rev;
+      continue;
+    }
+    // This txn alone fails: undo its writes and go on with the rest of the group.
+    w->status = st;
+    w->result = {};
+    batch.events.clear();
+    if (sqlite3_get_autocommit(db_)) {
+      // Some errors (I/O, disk full) roll back the whole transaction, earlier txns too.
+      return fail_all(st);
+    }
+    Exec undo(stmts_.rollback_to);
+    Status u = undo.Run();
+    if (u.ok()) {
+      Exec e(stmts_.release);
+      u = e.Run();
+    }
+    if (!u.ok()) return fail_all(u.WithContext("txn: roll back to savepoint"));
+  }
+  if (rev != revision_.load()) {
+    Status st = SetMeta("revision", rev);
+    if (!st.ok()) return fail_all(st.WithContext("txn: set revision"));
+  }
+  {
+    Exec e(stmts_.commit);
+    Status st = e.Run();
+    if (!st.ok()) return fail_all(st.WithContext("txn: commit"));
+  }
+  // Durable: now make it visible, in revision order.
+  for (Batch& batch : batches) {
+    if (batch.events.empty()) continue;
+    revision_.store(batch.revision);
+    hub_->Publish(batch.revision, std::move(batch.events));
+  }
 }
 
 Result<LeaseId> SqliteStore::GrantLease(std::chrono::seconds ttl) {

@@ -1,5 +1,8 @@
-// store_crash_writer DB TAG: commits transactions to the store at DB until killed, and
-// prints "<i> <revision>" for each one once Commit has returned (the acknowledgement).
+// store_crash_writer DB TAG [THREADS]: commits transactions to the store at DB until killed,
+// from THREADS (default 1) concurrent writers, and prints "<t> <i> <revision>" for each one
+// once Commit has returned (the acknowledgement). Writer t works under the tag TAG-t (TAG
+// itself when there is one writer), so the writers' commits are independent but share
+// group commits.
 //
 // Transaction i (i = 0, 1, ...) under /crash/TAG/ puts <i>/a, <i>/b (a few KiB, so one
 // commit spans several pages) and <i>/c, sets "last" to i guarded by a compare on last's
@@ -10,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "store/store.h"
 
@@ -26,18 +31,8 @@ int Fail(const std::string& what, const base::Status& st) {
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: store_crash_writer DB TAG\n");
-    return 2;
-  }
-  std::string tag = argv[2];
-  auto opened = store::OpenSqliteStore({.path = argv[1]});
-  if (!opened.ok()) return Fail("open", opened.status());
-  store::Store& st = **opened;
-
+// Writes under `tag` until killed or an error; returns the exit status.
+int WriteLoop(store::Store& st, int thread, const std::string& tag) {
   std::string last_key = "/crash/" + tag + "/last";
   auto last = st.Get(last_key);
   if (!last.ok()) return Fail("get last", last.status());
@@ -65,9 +60,36 @@ int main(int argc, char** argv) {
     }
     last_mod = r->revision;
     // One write(2) per line: a kill leaves at most one partial line, never a mixed one.
-    std::string line = v + " " + std::to_string(r->revision) + "\n";
+    std::string line = std::to_string(thread) + " " + v + " " + std::to_string(r->revision) + "\n";
     if (::write(STDOUT_FILENO, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
       return 1;
     }
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: store_crash_writer DB TAG [THREADS]\n");
+    return 2;
+  }
+  std::string tag = argv[2];
+  int threads = argc == 4 ? std::atoi(argv[3]) : 1;
+  if (threads < 1) threads = 1;
+  auto opened = store::OpenSqliteStore({.path = argv[1]});
+  if (!opened.ok()) return Fail("open", opened.status());
+  store::Store& st = **opened;
+  if (threads == 1) return WriteLoop(st, 0, tag);
+
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&st, t, &tag] {
+      // A writer that fails ends the process: the test sees it exit on its own.
+      int rc = WriteLoop(st, t, tag + "-" + std::to_string(t));
+      std::_Exit(rc == 0 ? 1 : rc);
+    });
+  }
+  for (auto& t : ts) t.join();
+  return 1;
 }
