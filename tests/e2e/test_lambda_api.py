@@ -208,6 +208,49 @@ class LambdaApiTest(StratusTestCase):
         self.assertClientError(lambda: self.lam.list_tags(Resource=ARN + "missing"),
                                "ResourceNotFoundException", 404)
 
+    def test_update_code_rejects_hostile_zip_and_keeps_old_code(self):
+        fn = self.create("keep")
+        for code in [make_zip({"../../etc/cron.d/x": "x"}), b"PK\x03\x04garbage"]:
+            err = self.assertClientError(
+                lambda: self.lam.update_function_code(FunctionName="keep", ZipFile=code),
+                "InvalidParameterValueException", 400)
+            self.assertEqual(err["Error"]["Message"], UNZIP)
+        conf = self.lam.get_function_configuration(FunctionName="keep")
+        self.assertEqual((conf["CodeSha256"], conf["RevisionId"]),
+                         (fn["CodeSha256"], fn["RevisionId"]))
+
+    def test_iam_policy_scopes_lambda_actions(self):
+        import json
+        import time
+        from botocore.exceptions import ClientError
+        self.create("allowed")
+        self.create("other")
+        iam = self.server.client("iam")
+        iam.create_user(UserName="dev")
+        iam.put_user_policy(UserName="dev", PolicyName="p", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "lambda:GetFunction", "Resource": ARN + "allowed"}]}))
+        key = iam.create_access_key(UserName="dev")["AccessKey"]
+        dev = self.server.client("lambda", key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+        deadline = time.time() + 5
+        while True:
+            try:
+                dev.get_function(FunctionName="allowed")
+                break
+            except ClientError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.assertClientError(lambda: dev.get_function(FunctionName="other"),
+                               "AccessDeniedException", 403)
+        self.assertClientError(lambda: self.create_with(dev, "sneaky"), "AccessDeniedException", 403)
+        self.assertClientError(lambda: dev.delete_function(FunctionName="allowed"),
+                               "AccessDeniedException", 403)
+
+    def create_with(self, client, name):
+        return client.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE,
+                                      Handler="index.handler", Code={"ZipFile": HANDLER})
+
     def test_aws_cli(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "f.zip")

@@ -106,7 +106,7 @@ struct FunctionRef {
 // Accepts a name, "name:qualifier", "ACCOUNT:function:name[:q]" or a full ARN.
 Outcome<FunctionRef> ParseFunctionRef(const Lambda& lambda, const std::string& in,
                                       const std::string* qualifier_param) {
-  if (in.size() > 170)
+  if (in.size() > 140)
     return Validation(in, "functionName", "Member must have length less than or equal to 140");
   std::vector<std::string_view> parts = base::Split(in, ':');
   FunctionRef ref;

@@ -255,9 +255,12 @@ TEST_F(ApiTest, LifecycleThroughTheWire) {
 }
 
 TEST_F(ApiTest, HostileInputNeverCrashes) {
-  const char* paths[] = {"/2015-03-31/functions/%00", "/2015-03-31/functions/a:b:c:d:e:f:g:h:i",
+  const char* paths[] = {"/2015-03-31/functions/%00",
+                         "/2015-03-31/functions/a:b:c:d:e:f:g:h:i",
                          "/2015-03-31/functions/arn:aws:lambda:eu-west-1:000000000000:function:x",
-                         "/2015-03-31/functions/a/aliases/%2F"};
+                         "/2015-03-31/functions/a/aliases/%2F",
+                         "/2015-03-31/functions/%FF%FE",
+                         "/2015-03-31/functions/x/aliases/%C3%28"};
   for (const char* p : paths) {
     auto r = Do("GET", p);
     EXPECT_GE(r.status, 400) << p;

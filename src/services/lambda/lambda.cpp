@@ -104,7 +104,7 @@ std::string EncodeLatest(const LatestRecord& r) {
   json j = ConfigToJson(r.config);
   j["last_version"] = r.last_version;
   j["changed_since_publish"] = r.changed_since_publish;
-  return j.dump();
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 base::Result<LatestRecord> DecodeLatest(const std::string& s) {
@@ -129,7 +129,7 @@ std::string EncodeAlias(const Alias& a) {
               {"description", a.description},
               {"weights", a.additional_weights},
               {"revision_id", a.revision_id}}
-      .dump();
+      .dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 base::Result<Alias> DecodeAlias(const std::string& s) {
@@ -189,7 +189,7 @@ std::string FormatLastModified(base::SystemTime t) {
 }
 
 uint64_t EnvironmentSize(const std::map<std::string, std::string>& env, std::string* measured) {
-  *measured = json(env).dump();
+  *measured = json(env).dump(-1, ' ', false, json::error_handler_t::replace);
   return measured->size();
 }
 
@@ -237,14 +237,17 @@ class LambdaImpl : public Lambda {
         published.revision_id = base::NewUuid();
         to_write.last_version = 1;
         to_write.changed_since_publish = false;
-        txn.success.push_back(
-            store::Op::Put(VersionKey(req.name, 1), ConfigToJson(published).dump()));
+        txn.success.push_back(store::Op::Put(
+            VersionKey(req.name, 1),
+            ConfigToJson(published).dump(-1, ' ', false, json::error_handler_t::replace)));
         AppendOps(&txn.success, blobs_->AddRefOps(code.digest, RefOwner(req.name, "1")));
       }
       txn.success.push_back(store::Op::Put(LatestKey(req.name), EncodeLatest(to_write)));
       txn.success.push_back(store::Op::Put(kNamesPrefix + req.name, ""));
       if (!req.tags.empty())
-        txn.success.push_back(store::Op::Put(TagsKey(req.name), json(req.tags).dump()));
+        txn.success.push_back(
+            store::Op::Put(TagsKey(req.name),
+                           json(req.tags).dump(-1, ' ', false, json::error_handler_t::replace)));
       else
         txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(TagsKey(req.name))));
       AppendOps(&txn.success, blobs_->AddRefOps(code.digest, RefOwner(req.name, kLatest)));
@@ -369,7 +372,8 @@ class LambdaImpl : public Lambda {
         if (m.erase(name)) {
           txn.compares.push_back(
               store::Compare::ModRevisionIs(kConcurrencyKey, conc->mod_revision));
-          txn.success.push_back(store::Op::Put(kConcurrencyKey, json(m).dump()));
+          txn.success.push_back(store::Op::Put(
+              kConcurrencyKey, json(m).dump(-1, ' ', false, json::error_handler_t::replace)));
         }
       }
       txn.success.push_back(store::Op::Delete(store::KeyRange::Prefix(FnPrefix(name))));
@@ -411,7 +415,9 @@ class LambdaImpl : public Lambda {
       txn.compares.push_back(store::Compare::KeyMissing(VersionKey(name, number)));
       txn.compares.push_back(blobs_->AddRefGuard(v.code_digest));
       AppendOps(&txn.success, blobs_->AddRefOps(v.code_digest, RefOwner(name, v.version)));
-      txn.success.push_back(store::Op::Put(VersionKey(name, number), ConfigToJson(v).dump()));
+      txn.success.push_back(
+          store::Op::Put(VersionKey(name, number),
+                         ConfigToJson(v).dump(-1, ' ', false, json::error_handler_t::replace)));
       txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
       ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
       if (r.succeeded) return v;
@@ -545,7 +551,8 @@ class LambdaImpl : public Lambda {
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), latest.second));
       txn.compares.push_back(
           store::Compare::ModRevisionIs(kConcurrencyKey, conc ? conc->mod_revision : 0));
-      txn.success.push_back(store::Op::Put(kConcurrencyKey, json(m).dump()));
+      txn.success.push_back(store::Op::Put(
+          kConcurrencyKey, json(m).dump(-1, ' ', false, json::error_handler_t::replace)));
       ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
       if (r.succeeded) return base::Status::Ok();
     }
@@ -573,7 +580,8 @@ class LambdaImpl : public Lambda {
       if (!m.erase(name)) return base::Status::Ok();
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(kConcurrencyKey, conc->mod_revision));
-      txn.success.push_back(store::Op::Put(kConcurrencyKey, json(m).dump()));
+      txn.success.push_back(store::Op::Put(
+          kConcurrencyKey, json(m).dump(-1, ' ', false, json::error_handler_t::replace)));
       ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
       if (r.succeeded) return base::Status::Ok();
     }
@@ -799,7 +807,8 @@ class LambdaImpl : public Lambda {
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), latest.second));
       txn.compares.push_back(
           store::Compare::ModRevisionIs(TagsKey(name), kv ? kv->mod_revision : 0));
-      txn.success.push_back(store::Op::Put(TagsKey(name), json(m).dump()));
+      txn.success.push_back(store::Op::Put(
+          TagsKey(name), json(m).dump(-1, ' ', false, json::error_handler_t::replace)));
       ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
       if (r.succeeded) return base::Status::Ok();
     }
