@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -256,7 +257,8 @@ class SqliteStore final : public Store {
   explicit SqliteStore(const SqliteOptions& options)
       : path_(options.path),
         clock_(options.clock != nullptr ? options.clock : &base::SystemClock()),
-        sweep_interval_(options.lease_sweep_interval) {}
+        sweep_interval_(options.lease_sweep_interval),
+        before_commit_for_test_(options.before_commit_for_test) {}
 
   ~SqliteStore() override {
     {
@@ -376,6 +378,7 @@ class SqliteStore final : public Store {
   const std::string path_;
   base::Clock* const clock_;
   const std::chrono::milliseconds sweep_interval_;
+  const std::function<Status()> before_commit_for_test_;
 
   std::mutex mu_;  // guards the connection, the statements and everything below
   sqlite3* db_ = nullptr;
@@ -840,8 +843,11 @@ void SqliteStore::CommitGroup(const std::vector<Writer*>& group) {
     if (!st.ok()) return fail_all(st.WithContext("txn: set revision"));
   }
   {
-    Exec e(stmts_.commit);
-    Status st = e.Run();
+    Status st = before_commit_for_test_ ? before_commit_for_test_() : Status::Ok();
+    if (st.ok()) {
+      Exec e(stmts_.commit);
+      st = e.Run();
+    }
     if (!st.ok()) return fail_all(st.WithContext("txn: commit"));
   }
   // Durable: now make it visible, in revision order.

@@ -832,5 +832,62 @@ TEST_F(SqliteStoreTest, OneFailingTxnInAGroupFailsAloneAndRevisionsStayDense) {
   EXPECT_EQ(Keys(KeyRange::Prefix("/g/")).size(), static_cast<size_t>(kWriters / 3));
 }
 
+TEST_F(SqliteStoreTest, AFailedGroupCommitFailsEveryTxnAndChangesNothing) {
+  store_.reset();
+  GateClock gate;
+  std::atomic<bool> fail_commit{false};
+  SqliteOptions o;
+  o.path = dir_ + "/db/store.db";
+  o.clock = &gate;
+  o.lease_sweep_interval = std::chrono::hours(1);
+  o.before_commit_for_test = [&]() -> base::Status {
+    if (fail_commit) return base::Status(base::Code::kIo, "injected");
+    return base::Status::Ok();
+  };
+  auto opened = OpenSqliteStore(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  store_ = std::move(opened).value();
+  auto lease = store_->GrantLease(60s);
+  ASSERT_TRUE(lease.ok());
+  MustPut("/before", "x");
+  Revision base = store_->CurrentRevision();
+  Recorder rec;
+  auto watch = store_->WatchPrefix("/", base + 1, rec.Callback());
+  ASSERT_TRUE(watch.ok());
+
+  fail_commit = true;
+  gate.Close();
+  std::thread holder([&] { EXPECT_TRUE(store_->KeepAlive(*lease).ok()); });
+  gate.WaitForBlocked();
+  constexpr int kWriters = 8;
+  std::vector<base::Status> statuses(kWriters);
+  std::vector<std::thread> writers;
+  for (int i = 0; i < kWriters; ++i) {
+    writers.emplace_back([&, i] {
+      auto r = store_->Put("/g/" + std::to_string(i), "x");
+      statuses[static_cast<size_t>(i)] = r.ok() ? base::Status::Ok() : r.status();
+    });
+  }
+  std::this_thread::sleep_for(200ms);
+  gate.Open();
+  holder.join();
+  for (auto& t : writers) t.join();
+  for (const auto& st : statuses) EXPECT_EQ(st.code(), base::Code::kIo) << st.ToString();
+  EXPECT_EQ(store_->CurrentRevision(), base);
+  EXPECT_TRUE(Keys(KeyRange::Prefix("/g/")).empty());
+
+  // The next write takes the revision the failed group did not keep, and is the first event.
+  fail_commit = false;
+  EXPECT_EQ(MustPut("/after", "y"), base + 1);
+  auto events = rec.WaitFor(1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kv.key, "/after");
+  EXPECT_EQ(events[0].kv.mod_revision, base + 1);
+  watch->reset();
+  Reopen();
+  EXPECT_EQ(store_->CurrentRevision(), base + 1);
+  EXPECT_TRUE(Keys(KeyRange::Prefix("/g/")).empty());
+}
+
 }  // namespace
 }  // namespace store

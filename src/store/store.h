@@ -179,6 +179,9 @@ struct SqliteOptions {
   base::Clock* clock = nullptr;  // nullptr = base::SystemClock()
   // How often expired leases are swept. Tests may set it low.
   std::chrono::milliseconds lease_sweep_interval{500};
+  // Tests only: called (holding the store's lock) just before a group of Commit txns is
+  // committed; an error fails the group exactly as a failed SQLite COMMIT would.
+  std::function<base::Status()> before_commit_for_test;
 };
 
 // Opens (creating if needed) the embedded store. WAL mode, synchronous=FULL.
