@@ -66,7 +66,7 @@ http::Response RenderError(Protocol protocol, const Error& e, std::string_view r
       break;
     }
     case Protocol::kRestJson: {
-      nlohmann::json j = {{"Type", e.sender ? "User" : "Service"}, {"message", e.message}};
+      nlohmann::json j = {{"Type", e.sender ? "User" : "Service"}, {"Message", e.message}};
       r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       r.Set("Content-Type", "application/json");
       r.Set("x-amzn-ErrorType", e.code);

@@ -36,7 +36,7 @@ TEST(RenderError, JsonShapes) {
       RenderError(Protocol::kRestJson, MakeError(404, "ResourceNotFoundException", "nope"), "r");
   EXPECT_EQ(rj.status, 404);
   EXPECT_EQ(*rj.Find("x-amzn-ErrorType"), "ResourceNotFoundException");
-  EXPECT_EQ(rj.body, R"({"Type":"User","message":"nope"})");
+  EXPECT_EQ(rj.body, R"({"Message":"nope","Type":"User"})");
 }
 
 TEST(RenderError, RestXmlShape) {

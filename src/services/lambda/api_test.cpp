@@ -86,11 +86,11 @@ TEST_F(ApiTest, CreateAndGetShapes) {
   r = Do("POST", "/2015-03-31/functions", CreateBody("fn"));
   EXPECT_EQ(r.status, 409);
   EXPECT_EQ(Type(r), "ResourceConflictException");
-  EXPECT_EQ(Body(r)["message"], "Function already exist: fn");
+  EXPECT_EQ(Body(r)["Message"], "Function already exist: fn");
 
   r = Do("GET", "/2015-03-31/functions/nope/configuration?Qualifier=3");
   EXPECT_EQ(r.status, 404);
-  EXPECT_EQ(Body(r)["message"],
+  EXPECT_EQ(Body(r)["Message"],
             "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope:3");
   EXPECT_EQ(authz_.seen,
             "lambda:GetFunctionConfiguration "
@@ -178,7 +178,7 @@ TEST_F(ApiTest, ValidationErrorsAsAws) {
     EXPECT_EQ(r.status, c.status) << c.what << ": " << r.body;
     EXPECT_EQ(Type(r), c.type) << c.what;
     if (!c.message.empty()) {
-      EXPECT_EQ(Body(r)["message"], c.message) << c.what;
+      EXPECT_EQ(Body(r)["Message"], c.message) << c.what;
     }
   }
   EXPECT_EQ(Do("GET", "/2015-03-31/functions/v").status, 404);
@@ -217,7 +217,7 @@ TEST_F(ApiTest, LifecycleThroughTheWire) {
   EXPECT_EQ(Type(r), "ValidationException");
   r = Do("GET", "/2015-03-31/functions/fn/aliases/nope");
   EXPECT_EQ(r.status, 404);
-  EXPECT_EQ(Body(r)["message"],
+  EXPECT_EQ(Body(r)["Message"],
             "Cannot find alias arn: arn:aws:lambda:us-east-1:000000000000:function:fn:nope");
   r = Do("GET", "/2015-03-31/functions/fn:prod/configuration");
   ASSERT_EQ(r.status, 200);
