@@ -92,37 +92,94 @@ struct IoThread {
   std::list<Connection*> connections;  // touched only on this context's thread
 };
 
+// A listening socket and the handler serving it: the main listener, or an adopted one.
+struct Site {
+  Handler handler;
+  IoThread* io = nullptr;  // adopted sites accept and serve on this one thread
+  std::unique_ptr<tcp::acceptor> acceptor;
+  bool adopted = false;
+  // Adopted sites only, touched on io's thread: connections to close with the site.
+  std::list<Connection*> connections;
+  bool closed = false;
+
+  // On io's thread.
+  void Close() {
+    if (closed) return;
+    closed = true;
+    boost::system::error_code ec;
+    if (acceptor) acceptor->close(ec);
+    for (Connection* c : connections) c->stream.socket().cancel(ec);
+  }
+};
+
+class AdoptedListenerImpl : public AdoptedListener {
+ public:
+  explicit AdoptedListenerImpl(std::shared_ptr<Site> site) : site_(std::move(site)) {}
+  ~AdoptedListenerImpl() override {
+    asio::post(site_->io->ctx, [site = site_] { site->Close(); });
+  }
+
+ private:
+  std::shared_ptr<Site> site_;
+};
+
 class ServerImpl : public Server {
  public:
-  ServerImpl(const ServerOptions& opts, Handler handler)
-      : opts_(opts), handler_(std::move(handler)) {
+  ServerImpl(const ServerOptions& opts, Handler handler) : opts_(opts) {
     int n = opts.threads > 0 ? opts.threads : static_cast<int>(std::thread::hardware_concurrency());
     if (n < 1) n = 1;
     for (int i = 0; i < n; ++i) threads_.push_back(std::make_unique<IoThread>());
+    main_ = std::make_shared<Site>();
+    main_->handler = std::move(handler);
+    main_->io = threads_[0].get();
   }
 
   base::Status Listen() {
+    if (opts_.host.empty()) return base::Status::Ok();
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(opts_.host, ec);
     if (ec) return base::InvalidArgument("listen address '" + opts_.host + "': " + ec.message());
     tcp::endpoint ep(addr, opts_.port);
-    acceptor_ = std::make_unique<tcp::acceptor>(threads_[0]->ctx);
-    acceptor_->open(ep.protocol(), ec);
-    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_->bind(ep, ec);
-    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    auto& acceptor = main_->acceptor;
+    acceptor = std::make_unique<tcp::acceptor>(threads_[0]->ctx);
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
       return base::Status(
           base::Code::kUnavailable,
           "listen on " + opts_.host + ":" + std::to_string(opts_.port) + ": " + ec.message());
-    port_ = acceptor_->local_endpoint().port();
+    port_ = acceptor->local_endpoint().port();
     return base::Status::Ok();
+  }
+
+  base::Result<std::unique_ptr<AdoptedListener>> Adopt(base::UniqueFd fd,
+                                                       Handler handler) override {
+    if (!fd.valid()) return base::InvalidArgument("http: adopt an invalid socket");
+    if (stopping_) return base::FailedPrecondition("http: server is shutting down");
+    auto site = std::make_shared<Site>();
+    site->handler = std::move(handler);
+    site->adopted = true;
+    site->io = threads_[next_adopt_.fetch_add(1) % threads_.size()].get();
+    site->acceptor = std::make_unique<tcp::acceptor>(site->io->ctx);
+    boost::system::error_code ec;
+    site->acceptor->assign(tcp::v4(), fd.get(), ec);
+    if (ec) return base::InvalidArgument("http: adopt socket: " + ec.message());
+    fd.Release();  // the acceptor owns it now
+    {
+      std::lock_guard lock(sites_mu_);
+      std::erase_if(sites_, [](const std::weak_ptr<Site>& w) { return w.expired(); });
+      sites_.push_back(site);
+    }
+    asio::co_spawn(site->io->ctx, Accept(site), asio::detached);
+    return std::unique_ptr<AdoptedListener>(std::make_unique<AdoptedListenerImpl>(site));
   }
 
   uint16_t port() const override { return port_; }
 
   void Run() override {
-    asio::co_spawn(threads_[0]->ctx, Accept(), asio::detached);
+    if (main_->acceptor) asio::co_spawn(threads_[0]->ctx, Accept(main_), asio::detached);
     // Keep every context alive until shutdown even with no connections.
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (auto& t : threads_) guards.push_back(asio::make_work_guard(t->ctx));
@@ -149,10 +206,12 @@ class ServerImpl : public Server {
     std::lock_guard lock(guard_mu_);
     if (!running_ || stopping_) return;
     stopping_ = true;
-    asio::post(threads_[0]->ctx, [this] {
-      boost::system::error_code ec;
-      acceptor_->close(ec);
-    });
+    asio::post(threads_[0]->ctx, [site = main_] { site->Close(); });
+    {
+      std::lock_guard sites_lock(sites_mu_);
+      for (auto& w : sites_)
+        if (auto site = w.lock()) asio::post(site->io->ctx, [site] { site->Close(); });
+    }
     for (auto& t : threads_) {
       IoThread* io = t.get();
       asio::post(io->ctx, [io] {
@@ -184,6 +243,13 @@ class ServerImpl : public Server {
   }
 
   ~ServerImpl() override {
+    // Acceptors must go before the io_contexts they belong to.
+    {
+      std::lock_guard lock(sites_mu_);
+      for (auto& w : sites_)
+        if (auto site = w.lock()) site->acceptor.reset();
+    }
+    main_->acceptor.reset();
     {
       std::lock_guard lk(deadline_mu_);
       finished_ = true;
@@ -205,31 +271,47 @@ class ServerImpl : public Server {
     }
   }
 
-  asio::awaitable<void> Accept() {
+  // Accepts on `site` until it closes. The main site hands connections out round-robin;
+  // an adopted one keeps them on its own thread.
+  asio::awaitable<void> Accept(std::shared_ptr<Site> site) {
     size_t next = 0;
     for (;;) {
-      IoThread* io = threads_[next].get();
-      next = (next + 1) % threads_.size();
+      IoThread* io = site->io;
+      if (!site->adopted) {
+        io = threads_[next].get();
+        next = (next + 1) % threads_.size();
+      }
       boost::system::error_code ec;
-      tcp::socket sock =
-          co_await acceptor_->async_accept(io->ctx, asio::redirect_error(asio::use_awaitable, ec));
+      if (site->closed || !site->acceptor) co_return;
+      tcp::socket sock = co_await site->acceptor->async_accept(
+          io->ctx, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
-        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+        if (ec == asio::error::operation_aborted || site->closed || !site->acceptor->is_open())
+          co_return;
         spdlog::warn("accept: {}", ec.message());
         // Out of fds and the like: back off briefly instead of spinning.
-        asio::steady_timer t(threads_[0]->ctx, std::chrono::milliseconds(50));
+        asio::steady_timer t(site->io->ctx, std::chrono::milliseconds(50));
         co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
       }
       sock.set_option(tcp::no_delay(true), ec);
-      asio::co_spawn(io->ctx, Serve(io, std::move(sock)), asio::detached);
+      asio::co_spawn(io->ctx, Serve(io, site, std::move(sock)), asio::detached);
     }
   }
 
-  asio::awaitable<void> Serve(IoThread* io, tcp::socket sock) {
+  asio::awaitable<void> Serve(IoThread* io, std::shared_ptr<Site> site, tcp::socket sock) {
     Connection conn(std::move(sock));
     io->connections.push_front(&conn);
     auto self_it = io->connections.begin();
+    std::list<Connection*>::iterator site_it;
+    if (site->adopted) {
+      if (site->closed) {
+        io->connections.erase(self_it);
+        co_return;
+      }
+      site->connections.push_front(&conn);
+      site_it = site->connections.begin();
+    }
     ++open_;
     ++total_conns_;
     std::string remote;
@@ -240,7 +322,7 @@ class ServerImpl : public Server {
     }
     beast::flat_buffer buffer;
     for (;;) {
-      if (stopping_) break;
+      if (stopping_ || site->closed) break;
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(opts_.max_header_bytes);
       parser.body_limit(opts_.max_body_bytes);
@@ -293,7 +375,7 @@ class ServerImpl : public Server {
       req.body = std::move(msg.body());
       req.remote_ip = remote;
       auto pending = std::make_shared<PendingResponse>();
-      handler_(std::move(req), MakeResponder(pending));
+      site->handler(std::move(req), MakeResponder(pending));
       Response resp;
       bool ready = false;
       {
@@ -311,7 +393,7 @@ class ServerImpl : public Server {
       out.result(static_cast<unsigned>(resp.status));
       for (auto& h : resp.headers) out.insert(h.name, h.value);
       out.body() = std::move(resp.body);
-      bool close = !keep_alive || stopping_.load();
+      bool close = !keep_alive || stopping_.load() || site->closed;
       out.keep_alive(!close);
       out.prepare_payload();
       conn.stream.expires_after(opts_.read_timeout);
@@ -323,6 +405,7 @@ class ServerImpl : public Server {
     conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     conn.stream.close();
     io->connections.erase(self_it);
+    if (site->adopted) site->connections.erase(site_it);
     --open_;
   }
 
@@ -340,10 +423,12 @@ class ServerImpl : public Server {
   }
 
   ServerOptions opts_;
-  Handler handler_;
   std::vector<std::unique_ptr<IoThread>> threads_;
-  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::shared_ptr<Site> main_;
   uint16_t port_ = 0;
+  std::mutex sites_mu_;
+  std::vector<std::weak_ptr<Site>> sites_;  // adopted ones
+  std::atomic<size_t> next_adopt_{0};
 
   std::mutex guard_mu_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;

@@ -18,12 +18,14 @@
 #include <memory>
 #include <string>
 
+#include "base/fs.h"
 #include "base/status.h"
 #include "http/message.h"
 
 namespace http {
 
 struct ServerOptions {
+  // Empty host: no listener of its own; the server only serves sockets given to Adopt().
   std::string host = "127.0.0.1";
   uint16_t port = 4566;  // 0 = pick a free port (see Server::port())
   int threads = 0;       // 0 = one per core
@@ -41,6 +43,14 @@ struct ServerStats {
   uint64_t bad_requests_total = 0;  // rejected by the HTTP layer (malformed, too large)
 };
 
+// A listening socket served through Server::Adopt. Destroying it (from any thread) stops
+// accepting and closes its connections; a request whose handler has not answered yet is
+// abandoned (its late answer is dropped), so the owner must not rely on it being written.
+class AdoptedListener {
+ public:
+  virtual ~AdoptedListener() = default;
+};
+
 class Server {
  public:
   virtual ~Server() = default;
@@ -50,7 +60,13 @@ class Server {
   static base::Result<std::unique_ptr<Server>> Create(const ServerOptions& options,
                                                       Handler handler);
 
-  virtual uint16_t port() const = 0;
+  virtual uint16_t port() const = 0;  // 0 when the server has no listener of its own
+
+  // Serves `listening_fd` (a socket already bound and listening, e.g. one opened inside a
+  // sandbox's network namespace) with `handler`, on one of this server's I/O threads, with
+  // the same limits as the main listener. Callable from any thread, before or after Run().
+  virtual base::Result<std::unique_ptr<AdoptedListener>> Adopt(base::UniqueFd listening_fd,
+                                                               Handler handler) = 0;
   // Serves until Shutdown(); returns once every I/O thread has stopped.
   virtual void Run() = 0;
   virtual void Shutdown() = 0;

@@ -187,5 +187,60 @@ TEST_F(ServerTest, ShutdownFinishesInFlightRequest) {
   EXPECT_EQ(idle.ReadAll(), "");
 }
 
+// A socket bound to 127.0.0.1 on a free port, listening; returns the fd and port.
+std::pair<base::UniqueFd, uint16_t> ListeningSocket() {
+  base::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  EXPECT_EQ(::listen(fd.get(), 16), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  return {std::move(fd), ntohs(a.sin_port)};
+}
+
+TEST(AdoptTest, ServesAnAdoptedSocketWithItsOwnHandlerAndClosesItOnDestroy) {
+  ServerOptions opts;
+  opts.host = "";  // no listener of its own
+  opts.threads = 2;
+  auto s = Server::Create(opts, Echo());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::unique_ptr<Server> server = std::move(s).value();
+  EXPECT_EQ(server->port(), 0);
+  std::thread runner([&] { server->Run(); });
+
+  auto [fd, port] = ListeningSocket();
+  auto adopted = server->Adopt(std::move(fd), [](Request&& req, Responder respond) {
+    Response r;
+    r.body = "adopted:" + req.path;
+    respond(std::move(r));
+  });
+  ASSERT_TRUE(adopted.ok()) << adopted.status().ToString();
+  {
+    RawClient c(port);
+    ASSERT_TRUE(c.connected());
+    c.Send("GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_NE(c.ReadUntil("adopted:/x").find("adopted:/x"), std::string::npos);
+  }
+  // An idle keep-alive connection is closed when the listener goes, and new ones refused.
+  RawClient idle(port);
+  ASSERT_TRUE(idle.connected());
+  idle.Send("GET /y HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_NE(idle.ReadUntil("adopted:/y").find("adopted:/y"), std::string::npos);
+  adopted->reset();
+  std::string rest = idle.ReadAll();  // returns at EOF
+  EXPECT_EQ(rest, "");
+  for (int i = 0; i < 100; ++i) {
+    RawClient again(port);
+    if (!again.connected()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_LT(i, 99) << "adopted port still accepting";
+  }
+  EXPECT_FALSE(server->Adopt(base::UniqueFd(), Echo()).ok());
+  server->Shutdown();
+  runner.join();
+}
+
 }  // namespace
 }  // namespace http
