@@ -813,6 +813,12 @@ Result<std::unique_ptr<OutputPump>> Sandbox::SendRun(const ProcessSpec& spec) {
       fds[1] = out_w.get();
       fds[2] = err_w.get();
     }
+    if (spec.stdio == StdioMode::kFds) {
+      if (spec.stdout_fd < 0 || spec.stderr_fd < 0)
+        return base::InvalidArgument("sandbox " + id_ + ": kFds needs stdout_fd and stderr_fd");
+      fds[1] = spec.stdout_fd;
+      fds[2] = spec.stderr_fd;
+    }
   }
   if (!SendWithFds(control_.get(), msg, fds, 3)) {
     return base::ErrnoError("sandbox " + id_ + ": send run command");

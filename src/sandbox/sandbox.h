@@ -130,6 +130,7 @@ enum class StdioMode {
   kNull,     // stdin/stdout/stderr are /dev/null
   kInherit,  // the server's own 0, 1, 2 (the CLI's pass-through)
   kCapture,  // stdout/stderr line by line into `sink`; stdin /dev/null
+  kFds,      // stdout/stderr are the caller's `stdout_fd`/`stderr_fd`; stdin /dev/null
 };
 
 struct ProcessSpec {
@@ -140,6 +141,9 @@ struct ProcessSpec {
   std::optional<uint32_t> uid, gid;  // default: the sandbox's
   StdioMode stdio = StdioMode::kNull;
   OutputSink sink;  // for kCapture
+  // For kFds: borrowed, must stay open until Start returns (the process gets copies). The
+  // caller reads them (e.g. both ends of one pipe, so that it can drain synchronously).
+  int stdout_fd = -1, stderr_fd = -1;
 };
 
 struct ExitStatus {

@@ -131,6 +131,28 @@ TEST_F(SandboxTest, CreateAndStartQueuesTheFirstProcess) {
   EXPECT_NE(bad.status().message().find("/no/such/entrypoint"), std::string::npos);
 }
 
+TEST_F(SandboxTest, WritesToCallerPipesWithKFds) {
+  auto sb = MustCreate(BusyboxSpec());
+  ASSERT_TRUE(sb);
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  base::UniqueFd r(p[0]), w(p[1]);
+  ProcessSpec ps;
+  ps.argv = {"sh", "-c", "echo out; echo err >&2"};
+  ps.stdio = StdioMode::kFds;
+  ps.stdout_fd = ps.stderr_fd = w.get();
+  auto proc = sb->Start(ps);
+  ASSERT_TRUE(proc.ok()) << proc.status().ToString();
+  w.Reset();  // the process has its own copies
+  ASSERT_TRUE(proc->Wait(10s).ok());
+  std::string got;
+  char buf[256];
+  for (ssize_t n; (n = read(r.get(), buf, sizeof buf)) > 0;) got.append(buf, n);
+  EXPECT_EQ(got, "out\nerr\n");
+  ps.stdout_fd = -1;
+  EXPECT_FALSE(sb->Start(ps).ok());
+}
+
 TEST_F(SandboxTest, CapturesStdoutAndStderrLineByLine) {
   auto sb = MustCreate(BusyboxSpec());
   ASSERT_TRUE(sb);
