@@ -67,6 +67,7 @@ http::Response RenderError(Protocol protocol, const Error& e, std::string_view r
     }
     case Protocol::kRestJson: {
       nlohmann::json j = {{"Type", e.sender ? "User" : "Service"}, {"Message", e.message}};
+      for (const auto& [k, v] : e.extra) j[k] = v;  // e.g. Lambda's throttle "Reason"
       r.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       r.Set("Content-Type", "application/json");
       r.Set("x-amzn-ErrorType", e.code);

@@ -533,7 +533,7 @@ std::optional<aws::Error> CheckVersionValue(const std::string& v) {
 
 class Routes {
  public:
-  explicit Routes(Lambda& lambda) : l_(lambda) {}
+  Routes(Lambda& lambda, Invoker* invoker) : l_(lambda), invoker_(invoker) {}
 
   // `self` is this object; every handler holds it so the routes live as long as the service.
   std::unique_ptr<aws::Service> Build(const std::shared_ptr<Routes>& self) {
@@ -620,6 +620,19 @@ class Routes {
         &Routes::GetAccountSettings);
     add("GET", "/2016-08-19/account-settings/", "GetAccountSettings", star,
         &Routes::GetAccountSettings);
+    {
+      aws::RestRoute r;
+      r.method = "POST";
+      r.pattern = fn + "/invocations";
+      r.name = "Invoke";
+      r.action = "lambda:InvokeFunction";
+      r.resource = qualified;
+      r.async_handler = [self](RestRequest req, Call& call,
+                               std::function<void(Outcome<RestResponse>)> done) {
+        self->Invoke(std::move(req), call, std::move(done));
+      };
+      svc->Add(std::move(r));
+    }
     add("POST", "/2017-03-31/tags/{ARN}", "TagResource", tag_arn, &Routes::TagResource);
     add("DELETE", "/2017-03-31/tags/{ARN}", "UntagResource", tag_arn, &Routes::UntagResource);
     add("GET", "/2017-03-31/tags/{ARN}", "ListTags", tag_arn, &Routes::ListTags);
@@ -949,14 +962,82 @@ class Routes {
     return RestResponse::FromJson(json{{"Tags", tags.value()}});
   }
 
+  void Invoke(RestRequest req, const Call& call, std::function<void(Outcome<RestResponse>)> done) {
+    auto ref = RefOf(l_, req, true);
+    if (!ref.ok()) return done(ref.error());
+    if (invoker_ == nullptr)
+      return done(
+          aws::MakeError(500, "ServiceException", "Invoke is not available on this server."));
+    InvokeRequest ir;
+    ir.function_name = ref.value().name;
+    ir.qualifier = ref.value().qualifier;
+    ir.request_id = call.request_id;
+    const http::Request& h = *req.http;
+    if (const std::string* t = h.Find("X-Amz-Invocation-Type")) {
+      if (*t == "Event") {
+        ir.type = InvocationType::kEvent;
+      } else if (*t == "DryRun") {
+        ir.type = InvocationType::kDryRun;
+      } else if (*t != "RequestResponse") {
+        return done(Validation(*t, "invocationType",
+                               "Member must satisfy enum value set: [Event, RequestResponse, "
+                               "DryRun]"));
+      }
+    }
+    if (const std::string* lt = h.Find("X-Amz-Log-Type")) {
+      if (*lt == "Tail") {
+        ir.tail_log = ir.type == InvocationType::kRequestResponse;
+      } else if (*lt != "None") {
+        return done(Validation(*lt, "logType", "Member must satisfy enum value set: [None, Tail]"));
+      }
+    }
+    if (const std::string* cc = h.Find("X-Amz-Client-Context")) ir.client_context = *cc;
+    ir.payload = h.body;
+    std::string name = ir.function_name;
+    Lambda* l = &l_;
+    invoker_->Invoke(
+        std::move(ir), [done = std::move(done), name, l](base::Result<InvokeResult> r) {
+          if (!r.ok()) {
+            const base::Status& s = r.status();
+            if (s.code() == base::Code::kResourceExhausted) {
+              aws::Error e = aws::MakeError(429, "TooManyRequestsException", "Rate Exceeded.");
+              e.extra.emplace_back("Reason", s.message());
+              return done(e);
+            }
+            if (s.code() == base::Code::kInvalidArgument) {
+              // "<size> <limit>" from the invoker's payload check.
+              std::string limit = s.message().substr(s.message().find(' ') + 1);
+              return done(aws::MakeError(413, "RequestTooLargeException",
+                                         "Request must be smaller than " + limit +
+                                             " bytes for the InvokeFunction operation"));
+            }
+            if (s.code() == base::Code::kUnavailable)
+              return done(aws::MakeError(503, "ServiceException", s.message()));
+            return done(ToError(*l, s, name));
+          }
+          InvokeResult& res = r.value();
+          RestResponse out;
+          out.status = res.status;
+          out.body = std::move(res.payload);
+          out.content_type = res.status == 200 ? "application/json" : "";
+          if (!res.executed_version.empty() && res.status != 202)
+            out.headers.push_back({"X-Amz-Executed-Version", res.executed_version});
+          if (!res.function_error.empty())
+            out.headers.push_back({"X-Amz-Function-Error", res.function_error});
+          if (!res.log_result.empty()) out.headers.push_back({"X-Amz-Log-Result", res.log_result});
+          done(std::move(out));
+        });
+  }
+
   Lambda& l_;
+  Invoker* invoker_;
 };
 
 }  // namespace
 
-std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda) {
-  // The routes object owns nothing but a reference; it lives as long as the handlers do.
-  auto routes = std::make_shared<Routes>(lambda);
+std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker) {
+  // The routes object owns nothing but references; it lives as long as the handlers do.
+  auto routes = std::make_shared<Routes>(lambda, invoker);
   auto svc = routes->Build(routes);
   return svc;
 }

@@ -7,11 +7,13 @@
 #include <memory>
 
 #include "aws/service.h"
+#include "services/lambda/invoker.h"
 #include "services/lambda/lambda.h"
 
 namespace lambda {
 
-// `lambda` must outlive the service.
-std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda);
+// `lambda` (and `invoker`, when given) must outlive the service. Without an invoker,
+// Invoke answers ServiceException.
+std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker = nullptr);
 
 }  // namespace lambda

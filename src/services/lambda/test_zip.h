@@ -14,6 +14,7 @@ struct ZipEntry {
   std::string data;
   std::string symlink;  // non-empty: a symlink entry with this target
   size_t repeat = 1;    // data written this many times (zip bombs)
+  int mode = 0644;
 };
 
 inline std::string MakeZip(const std::vector<ZipEntry>& entries) {
@@ -38,7 +39,7 @@ inline std::string MakeZip(const std::vector<ZipEntry>& entries) {
       archive_entry_set_size(entry, 0);
     } else {
       archive_entry_set_filetype(entry, AE_IFREG);
-      archive_entry_set_perm(entry, 0644);
+      archive_entry_set_perm(entry, static_cast<mode_t>(e.mode));
       archive_entry_set_size(entry, static_cast<la_int64_t>(e.data.size() * e.repeat));
     }
     archive_write_header(a, entry);

@@ -3,6 +3,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <climits>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -12,6 +14,9 @@ namespace {
 
 struct ArchiveCloser {
   void operator()(archive* a) const { archive_read_free(a); }
+};
+struct WriterCloser {
+  void operator()(archive* a) const { archive_write_free(a); }
 };
 
 std::string EntryName(archive_entry* e) {
@@ -116,6 +121,70 @@ ZipCheck CheckZip(std::string_view zip, uint64_t max_unzipped) {
     }
   }
   return out;
+}
+
+base::Status ExtractZip(std::string_view zip, const std::string& dest, uint64_t max_unzipped) {
+  // The same checks first, so that nothing is written for a hostile archive.
+  ZipCheck check = CheckZip(zip, max_unzipped);
+  if (check.verdict != ZipVerdict::kOk) return base::InvalidArgument("unzip: " + check.detail);
+  std::unique_ptr<archive, ArchiveCloser> in(archive_read_new());
+  std::unique_ptr<archive, WriterCloser> out(archive_write_disk_new());
+  if (!in || !out) return base::Internal("unzip: libarchive allocation failed");
+  archive_read_support_format_zip_seekable(in.get());
+  // Belt and braces: libarchive refuses ".." and writing through symlinks too, whatever
+  // CheckZip concluded. (Entry names are made absolute under `dest` below, after CheckZip
+  // refused absolute ones, so NOABSOLUTEPATHS cannot be used; `dest` is resolved first so
+  // that the symlink check does not trip over a symlinked data directory.)
+  char resolved[PATH_MAX];
+  if (realpath(dest.c_str(), resolved) == nullptr) return base::ErrnoError("unzip: " + dest);
+  const std::string root = resolved;
+  archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+                                                ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                                ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+  if (archive_read_open_memory(in.get(), zip.data(), zip.size()) != ARCHIVE_OK)
+    return base::InvalidArgument("unzip: not a zip file");
+  auto fail = [](archive* a, const std::string& what) {
+    const char* err = archive_error_string(a);
+    return base::InvalidArgument("unzip: " + what + ": " + (err ? err : "failed"));
+  };
+  std::vector<char> buf(64 * 1024);
+  uint64_t total = 0;
+  for (;;) {
+    archive_entry* entry = nullptr;
+    int r = archive_read_next_header(in.get(), &entry);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return fail(in.get(), "read header");
+    std::string name = EntryName(entry);
+    archive_entry_set_pathname(entry, (root + "/" + name).c_str());
+    if (const char* hard = archive_entry_hardlink(entry))
+      archive_entry_copy_hardlink(entry, (root + "/" + hard).c_str());
+    archive_entry_set_uid(entry, 0);
+    archive_entry_set_gid(entry, 0);
+    mode_t type = archive_entry_filetype(entry);
+    if (type == AE_IFDIR) {
+      archive_entry_set_perm(entry, 0755);
+    } else if (type == AE_IFREG) {
+      archive_entry_set_perm(entry, (archive_entry_perm(entry) & 0111) ? 0755 : 0644);
+    } else if (type != AE_IFLNK) {
+      return base::InvalidArgument("unzip: " + name + ": unsupported entry type");
+    }
+    if (archive_write_header(out.get(), entry) != ARCHIVE_OK) return fail(out.get(), name);
+    for (;;) {
+      la_ssize_t n = archive_read_data(in.get(), buf.data(), buf.size());
+      if (n == 0) break;
+      if (n < 0) {
+        if (n == ARCHIVE_WARN) continue;
+        return fail(in.get(), name);
+      }
+      total += static_cast<uint64_t>(n);
+      if (total > max_unzipped) return base::InvalidArgument("unzip: unzipped size over limit");
+      if (archive_write_data(out.get(), buf.data(), static_cast<size_t>(n)) != n)
+        return fail(out.get(), name);
+    }
+    if (archive_write_finish_entry(out.get()) != ARCHIVE_OK) return fail(out.get(), name);
+  }
+  if (archive_write_close(out.get()) != ARCHIVE_OK) return fail(out.get(), "close");
+  return base::Status::Ok();
 }
 
 }  // namespace lambda

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
+
 namespace lambda {
 
 enum class ZipVerdict {
@@ -31,6 +33,12 @@ struct ZipCheck {
 
 // Reads `zip` (the whole archive in memory). `max_unzipped` bounds the inflated total.
 ZipCheck CheckZip(std::string_view zip, uint64_t max_unzipped);
+
+// Unpacks `zip` into the existing, empty directory `dest` with the same checks as CheckZip
+// (a failing check is InvalidArgument and may leave a partial tree: unpack into a temp
+// directory and rename). Permissions are normalised so an unprivileged sandbox user can
+// read everything: directories 0755, files 0644, or 0755 when any execute bit was set.
+base::Status ExtractZip(std::string_view zip, const std::string& dest, uint64_t max_unzipped);
 
 // True when `path` (an entry name or a link target resolved against `dir`, the entry's
 // directory) stays inside the root: relative, and no ".." climbs above it.
