@@ -15,6 +15,7 @@
 #include "server/root_credentials.h"
 #include "services/iam/iam.h"
 #include "services/lambda/api.h"
+#include "services/lambda/invoker.h"
 #include "services/lambda/lambda.h"
 #include "services/sts/sts.h"
 #include "store/blob_store.h"
@@ -46,6 +47,47 @@ class EdgeCredentials : public auth::CredentialProvider {
   auth::CredentialProvider* iam_;
 };
 
+// Per-function series for /metrics (Prometheus text format).
+std::string LambdaMetrics(const std::map<std::string, lambda::FunctionStats>& stats) {
+  struct Series {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*get)(const lambda::FunctionStats&);
+  };
+  static const Series kSeries[] = {
+      {"stratus_lambda_invocations_total", "counter", "Function invocations.",
+       [](const lambda::FunctionStats& s) { return static_cast<double>(s.invocations); }},
+      {"stratus_lambda_errors_total", "counter", "Invocations that ended in a function error.",
+       [](const lambda::FunctionStats& s) { return static_cast<double>(s.errors); }},
+      {"stratus_lambda_throttles_total", "counter", "Invocations refused with 429.",
+       [](const lambda::FunctionStats& s) { return static_cast<double>(s.throttles); }},
+      {"stratus_lambda_cold_starts_total", "counter", "Execution environments started.",
+       [](const lambda::FunctionStats& s) { return static_cast<double>(s.cold_starts); }},
+      {"stratus_lambda_duration_milliseconds_sum", "counter", "Sum of invocation durations.",
+       [](const lambda::FunctionStats& s) { return s.duration_ms_sum; }},
+      {"stratus_lambda_billed_milliseconds_total", "counter", "Billed duration (1 ms steps).",
+       [](const lambda::FunctionStats& s) { return static_cast<double>(s.billed_ms); }},
+      {"stratus_lambda_gb_seconds_total", "counter", "Billed duration times memory size.",
+       [](const lambda::FunctionStats& s) { return s.gb_seconds; }},
+      {"stratus_lambda_concurrent_executions", "gauge", "Invocations running now.",
+       [](const lambda::FunctionStats& s) { return static_cast<double>(s.concurrency); }},
+      {"stratus_lambda_environments", "gauge", "Live execution environments.",
+       [](const lambda::FunctionStats& s) { return static_cast<double>(s.environments); }},
+  };
+  std::string out;
+  for (const Series& series : kSeries) {
+    out += std::string("# HELP ") + series.name + " " + series.help + "\n";
+    out += std::string("# TYPE ") + series.name + " " + series.type + "\n";
+    for (const auto& [fn, s] : stats) {
+      char num[64];
+      snprintf(num, sizeof num, "%.17g", series.get(s));
+      out += std::string(series.name) + "{function=\"" + fn + "\"} " + num + "\n";
+    }
+  }
+  return out;
+}
+
 class AppImpl : public App {
  public:
   base::Status Init(const Config& config) {
@@ -69,8 +111,46 @@ class AppImpl : public App {
     lambda::Options lopts;
     lopts.account_id = config.account_id;
     lopts.region = config.region;
+    lopts.account_concurrency = config.lambda_account_concurrency;
     ASSIGN_OR_RETURN(lambda_, lambda::OpenLambda(store_.get(), blobs_.get(), lopts));
-    lambda_service_ = lambda::MakeLambdaService(*lambda_);
+
+    // The listener exists before the services so that the invoker can serve each function
+    // sandbox's Runtime API and AWS endpoint on its I/O threads.
+    ASSIGN_OR_RETURN(HostPort hp, ParseListen(config.listen));
+    http::ServerOptions hopts;
+    hopts.host = hp.host;
+    hopts.port = hp.port;
+    hopts.threads = config.io_threads;
+    hopts.max_header_bytes = config.max_header_bytes;
+    hopts.max_body_bytes = config.max_body_bytes;
+    ASSIGN_OR_RETURN(
+        http_, http::Server::Create(hopts, [this](http::Request&& r, http::Responder respond) {
+          edge_->Handle(std::move(r), std::move(respond));
+        }));
+
+    lambda::InvokerOptions inv;
+    inv.lambda = lambda_.get();
+    inv.blobs = blobs_.get();
+    inv.runtime_host = http_.get();
+    inv.logs = lambda_logs_.get();
+    inv.work_dir = config.data_dir + "/lambda";
+    inv.region = config.region;
+    inv.account_concurrency = config.lambda_account_concurrency;
+    inv.idle_timeout = std::chrono::seconds(config.lambda_idle_timeout_seconds);
+    inv.endpoint_url = "http://127.0.0.1:4566";
+    inv.endpoint_handler = [this](http::Request&& r, http::Responder respond) {
+      edge_->Handle(std::move(r), std::move(respond));
+    };
+    inv.role_credentials =
+        [this](const std::string& role_arn,
+               const std::string& session) -> base::Result<lambda::RoleCredentials> {
+      ASSIGN_OR_RETURN(iam::Session s,
+                       sts::AssumeRoleForService(*iam_, role_arn, "lambda.amazonaws.com", session,
+                                                 std::chrono::hours(12)));
+      return lambda::RoleCredentials{s.access_key_id, s.secret, s.token};
+    };
+    ASSIGN_OR_RETURN(invoker_, lambda::MakeInvoker(inv));
+    lambda_service_ = lambda::MakeLambdaService(*lambda_, invoker_.get());
 
     credentials_ =
         std::make_unique<EdgeCredentials>(root, config.account_id, &iam::Credentials(*iam_));
@@ -83,17 +163,6 @@ class AppImpl : public App {
     edge_->Register(sts_service_.get());
     edge_->Register(lambda_service_.get());
 
-    ASSIGN_OR_RETURN(HostPort hp, ParseListen(config.listen));
-    http::ServerOptions hopts;
-    hopts.host = hp.host;
-    hopts.port = hp.port;
-    hopts.threads = config.io_threads;
-    hopts.max_header_bytes = config.max_header_bytes;
-    hopts.max_body_bytes = config.max_body_bytes;
-    ASSIGN_OR_RETURN(
-        http_, http::Server::Create(hopts, [this](http::Request&& r, http::Responder respond) {
-          edge_->Handle(std::move(r), std::move(respond));
-        }));
     edge_->SetGauges([this] {
       auto s = http_->stats();
       return std::map<std::string, double>{
@@ -103,6 +172,7 @@ class AppImpl : public App {
           {"stratus_store_revision", static_cast<double>(store_->CurrentRevision())},
       };
     });
+    edge_->SetExtraMetrics([this] { return LambdaMetrics(invoker_->Stats()); });
     compactor_ = std::thread([this] { CompactLoop(); });
     if (hp.host != "127.0.0.1" && hp.host != "::1" && hp.host != "localhost")
       spdlog::warn("listening on {} — reachable from other machines", hp.host);
@@ -111,7 +181,12 @@ class AppImpl : public App {
 
   uint16_t port() const override { return http_->port(); }
   void Run() override { http_->Run(); }
-  void Shutdown() override { http_->Shutdown(); }
+  void Shutdown() override {
+    // Function environments first: their runtimes' waiting requests are answered and
+    // their sockets closed, so the listener's drain does not wait for them.
+    if (invoker_) invoker_->Shutdown();
+    http_->Shutdown();
+  }
 
   ~AppImpl() override {
     {
@@ -121,9 +196,11 @@ class AppImpl : public App {
     compact_cv_.notify_all();
     if (compactor_.joinable()) compactor_.join();
     // Order: no more requests, then services, then the store (flushes and closes).
+    if (invoker_) invoker_->Shutdown();
     http_.reset();
     edge_.reset();
     lambda_service_.reset();
+    invoker_.reset();
     lambda_.reset();
     blobs_.reset();
     sts_service_.reset();
@@ -157,6 +234,8 @@ class AppImpl : public App {
   std::unique_ptr<aws::Service> iam_service_, sts_service_;
   std::unique_ptr<store::BlobStore> blobs_;
   std::unique_ptr<lambda::Lambda> lambda_;
+  std::unique_ptr<lambda::LogSink> lambda_logs_;
+  std::unique_ptr<lambda::Invoker> invoker_;
   std::unique_ptr<aws::Service> lambda_service_;
   std::unique_ptr<auth::CredentialProvider> credentials_;
   std::unique_ptr<Edge> edge_;

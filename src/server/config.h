@@ -21,6 +21,10 @@ struct Config {
   std::string log_level = "info";
   // Shortest AssumeRole duration (AWS: 900). A test knob, so expiry can be watched quickly.
   int64_t sts_min_duration_seconds = 900;
+  // Lambda: concurrent executions for the account, and how long an idle execution
+  // environment stays warm before it is destroyed (scale to zero).
+  int64_t lambda_account_concurrency = 1000;
+  int64_t lambda_idle_timeout_seconds = 600;
 };
 
 // $XDG_DATA_HOME/stratus, ~/.local/share/stratus, or /var/lib/stratus when running as root.

@@ -144,6 +144,7 @@ void Edge::Handle(http::Request&& req, http::Responder respond) {
     http::Response r;
     r.Set("Content-Type", "text/plain; version=0.0.4");
     r.body = metrics_->Render(gauges_ ? gauges_() : std::map<std::string, double>{});
+    if (extra_metrics_) r.body += extra_metrics_();
     return respond(std::move(r));
   }
 

@@ -45,6 +45,8 @@ class Edge {
   // Not thread-safe: register every service before serving.
   void Register(aws::Service* service);
   // Gauges added to /metrics at render time (connections open, ...).
+  // Further Prometheus text appended to /metrics (labelled series from services).
+  void SetExtraMetrics(std::function<std::string()> extra) { extra_metrics_ = std::move(extra); }
   void SetGauges(std::function<std::map<std::string, double>()> gauges) {
     gauges_ = std::move(gauges);
   }
@@ -59,6 +61,7 @@ class Edge {
   Metrics* metrics_;
   std::map<std::string, aws::Service*, std::less<>> services_;
   std::function<std::map<std::string, double>()> gauges_;
+  std::function<std::string()> extra_metrics_;
 };
 
 }  // namespace server
