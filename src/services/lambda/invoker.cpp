@@ -143,8 +143,20 @@ enum class EnvState { kBooting, kIdle, kBusy, kAwaitingNext, kDying, kDead };
 // One execution environment: a sandbox running a runtime that pulls events.
 struct Env {
   std::string id;  // 32 hex, also in the log stream name
-  FunctionState* fs = nullptr;
+  FunctionState* fs = nullptr;  // null while a prestarted environment waits in its pool
   std::shared_ptr<const FunctionConfig> config;
+  // Fixed when the sandbox is built (the pool key for prestarted ones).
+  std::vector<std::string> argv;
+  int memory_mb = 128, ephemeral_mb = 512;
+  // Prestart: the runtime was started before a function was assigned; it waits on
+  // GET /_stratus/v1/init, answered once the environment is claimed and the code mounted.
+  bool prestart = false;
+  std::string pool_key;
+  bool claimed = false;
+  Clock::time_point claimed_at;
+  http::Responder init_waiter;
+  std::string init_json;  // ready to send when the runtime asks
+  bool init_sent = false;
   EnvState state = EnvState::kBooting;
   bool init_done = false;
   bool killed = false;  // a kill was sent (timeout, retirement, shutdown)
@@ -185,6 +197,14 @@ struct FunctionState {
   int active() const { return booting + busy + awaiting; }
 };
 
+// Prestarted environments of one (runtime, memory, ephemeral storage).
+struct PrestartPool {
+  std::deque<Env*> ready;  // sandbox built, runtime started; FIFO (oldest is surely up)
+  int starting = 0;
+  Clock::time_point last_used;
+  Clock::time_point failed_at{};  // a failed start pauses refills for a while
+};
+
 class InvokerImpl : public Invoker {
  public:
   explicit InvokerImpl(InvokerOptions o) : o_(std::move(o)) {}
@@ -193,6 +213,8 @@ class InvokerImpl : public Invoker {
     code_dir_ = o_.work_dir + "/code";
     runtime_dir_ = o_.work_dir + "/runtimes";
     RETURN_IF_ERROR(base::MakeDirs(code_dir_, 0755));
+    empty_dir_ = o_.work_dir + "/empty";  // /var/task of a prestarted sandbox until claimed
+    RETURN_IF_ERROR(base::MakeDirs(empty_dir_, 0755));
     // The embedded runtime clients, written fresh so that an upgrade takes effect.
     std::error_code ec;
     std::filesystem::remove_all(runtime_dir_, ec);
@@ -284,6 +306,7 @@ class InvokerImpl : public Invoker {
     const FunctionConfig& c = details.config;
     std::string key = c.name + "\n" + c.version + "\n" + c.revision_id;
     std::shared_ptr<Env> boot;
+    std::vector<std::shared_ptr<Env>> prestarts;
     std::shared_ptr<Env> dispatch_to;
     std::optional<std::string> throttle;
     int64_t unreserved_limit = 0;
@@ -317,7 +340,7 @@ class InvokerImpl : public Invoker {
           }
           if (allowed) {
             fs->queue.push_back(inv);
-            boot = NewEnvLocked(fs);
+            boot = ClaimOrNewEnvLocked(fs, &prestarts);
           } else {
             stats_[c.name].throttles++;
           }
@@ -329,8 +352,77 @@ class InvokerImpl : public Invoker {
       if (throttle->empty()) return inv->done(base::Unavailable("the server is shutting down"));
       return inv->done(base::Status(base::Code::kResourceExhausted, *throttle));
     }
+    for (auto& p : prestarts) StartMonitor(p);
     if (dispatch_to) return SendEvent(dispatch_to, inv);
     if (boot) StartMonitor(boot);
+  }
+
+  // The pool key of a function's configuration; "" when its runtime has no prestart mode.
+  std::string PoolKey(const FunctionConfig& c) const {
+    if (o_.prestart_pool_size <= 0) return "";
+    std::vector<std::string> argv = RuntimeArgv(c.runtime);
+    if (argv.empty()) return "";
+    return argv[0] + " " + argv[1] + "|" + std::to_string(c.memory_size) + "|" +
+           std::to_string(c.ephemeral_storage);
+  }
+
+  // A new environment for `fs`: a prestarted one from its pool when there is one (the
+  // monitor already runs; it is woken by `claimed`), else a fresh one the caller starts.
+  // Either way the pool is topped up (new prestart environments in `prestarts`).
+  std::shared_ptr<Env> ClaimOrNewEnvLocked(FunctionState* fs,
+                                           std::vector<std::shared_ptr<Env>>* prestarts) {
+    std::string key = PoolKey(*fs->config);
+    if (key.empty()) return NewEnvLocked(fs);
+    PrestartPool& pool = pools_[key];
+    pool.last_used = Clock::now();
+    std::shared_ptr<Env> claimed;
+    if (!pool.ready.empty()) {
+      Env* e = pool.ready.front();
+      pool.ready.pop_front();
+      claimed = envs_.at(e->id);
+    }
+    RefillLocked(key, pool, prestarts);
+    if (!claimed) return NewEnvLocked(fs);
+    AttachLocked(*claimed, fs);
+    claimed->claimed = true;
+    claimed->claimed_at = Clock::now();
+    stats_[fs->name].prestarted_starts++;
+    deadlines_.emplace(Clock::now() + o_.init_timeout, Deadline{claimed, ""});
+    cv_.notify_all();
+    return nullptr;  // its monitor is already running
+  }
+
+  void RefillLocked(const std::string& key, PrestartPool& pool,
+                    std::vector<std::shared_ptr<Env>>* out) {
+    if (shutdown_ || Clock::now() - pool.failed_at < std::chrono::seconds(10)) return;
+    while (static_cast<int>(pool.ready.size()) + pool.starting < o_.prestart_pool_size) {
+      auto env = std::make_shared<Env>();
+      env->id = HexId(32);
+      env->prestart = true;
+      env->pool_key = key;
+      size_t bar = key.find('|');
+      std::string argv = key.substr(0, bar);
+      env->argv = {argv.substr(0, argv.find(' ')), argv.substr(argv.find(' ') + 1)};
+      size_t bar2 = key.find('|', bar + 1);
+      env->memory_mb = std::stoi(key.substr(bar + 1, bar2 - bar - 1));
+      env->ephemeral_mb = std::stoi(key.substr(bar2 + 1));
+      env->created = Clock::now();
+      envs_[env->id] = env;
+      pool.starting++;
+      out->push_back(std::move(env));
+    }
+  }
+
+  // Gives `env` to function state `fs` as a booting environment.
+  void AttachLocked(Env& env, FunctionState* fs) {
+    env.fs = fs;
+    env.config = fs->config;
+    std::string day = base::FormatIso8601(std::chrono::system_clock::now()).substr(0, 10);
+    std::replace(day.begin(), day.end(), '-', '/');
+    env.log_stream = day + "/[" + fs->version + "]" + env.id;
+    fs->booting++;
+    fs->envs.insert(&env);
+    stats_[fs->name].cold_starts++;
   }
 
   // After an environment is lost: queued invocations beyond what the remaining booting and
@@ -407,16 +499,11 @@ class InvokerImpl : public Invoker {
   std::shared_ptr<Env> NewEnvLocked(FunctionState* fs) {
     auto env = std::make_shared<Env>();
     env->id = HexId(32);
-    env->fs = fs;
-    env->config = fs->config;
     env->created = Clock::now();
-    std::string day = base::FormatIso8601(std::chrono::system_clock::now()).substr(0, 10);
-    std::replace(day.begin(), day.end(), '-', '/');
-    env->log_stream = day + "/[" + fs->version + "]" + env->id;
-    fs->booting++;
-    fs->envs.insert(env.get());
+    env->memory_mb = fs->config->memory_size;
+    env->ephemeral_mb = fs->config->ephemeral_storage;
+    AttachLocked(*env, fs);
     envs_[env->id] = env;
-    stats_[fs->name].cold_starts++;
     deadlines_.emplace(Clock::now() + o_.init_timeout, Deadline{env, ""});
     cv_.notify_all();
     return env;
@@ -549,6 +636,8 @@ class InvokerImpl : public Invoker {
     std::shared_ptr<Env> env = weak.lock();
     if (!env) return respond(JsonResponse(410, ErrorPayload("Gone", "environment is gone")));
     std::string_view path = req.path;
+    if (path == "/_stratus/v1/init" && req.method == "GET")
+      return PrestartInit(env, std::move(respond));
     if (path.rfind(kRuntimeApiPrefix, 0) != 0) {
       return respond(JsonResponse(404, ErrorPayload("NotFound", "unknown path")));
     }
@@ -578,12 +667,35 @@ class InvokerImpl : public Invoker {
     respond(JsonResponse(404, ErrorPayload("NotFound", "unknown path")));
   }
 
+  // A prestarted runtime asks what to load; answered now if claimed, else at claim.
+  void PrestartInit(const std::shared_ptr<Env>& env, http::Responder respond) {
+    std::string json;
+    {
+      std::lock_guard lock(mu_);
+      if (!env->prestart || env->init_sent || env->init_waiter) {
+        return respond(JsonResponse(
+            403, ErrorPayload("InvalidStateTransition", "this environment is not waiting for init")));
+      }
+      if (env->init_json.empty()) {
+        env->init_waiter = std::move(respond);
+        return;
+      }
+      json = std::move(env->init_json);
+      env->init_sent = true;
+    }
+    respond(JsonResponse(200, std::move(json)));
+  }
+
   void Next(const std::shared_ptr<Env>& env, http::Responder respond) {
     std::shared_ptr<Invocation> inv;
     bool kill = false;
     {
       std::lock_guard lock(mu_);
       FunctionState* fs = env->fs;
+      if (fs == nullptr) {
+        return respond(JsonResponse(
+            403, ErrorPayload("InvalidStateTransition", "invocation/next before init")));
+      }
       if (env->state == EnvState::kDead || env->killed) {
         kill = true;
       } else if (env->state == EnvState::kBusy || env->next) {
@@ -593,7 +705,9 @@ class InvokerImpl : public Invoker {
       } else {
         if (!env->init_done) {
           env->init_done = true;
-          env->init_ms = Ms(Clock::now() - env->process_started);
+          // Init Duration: the user's share only — from the code being handed over.
+          env->init_ms =
+              Ms(Clock::now() - (env->prestart ? env->claimed_at : env->process_started));
           env->report_init = true;
           fs->booting--;
         } else if (env->state == EnvState::kAwaitingNext) {
@@ -757,37 +871,61 @@ class InvokerImpl : public Invoker {
   }
 
   // Builds the sandbox and starts the runtime; on failure sets env->boot_error.
+  // What a prestarted runtime gets at start; the function's own variables follow at claim.
+  std::vector<std::string> PrestartVars(const Env& env) const {
+    std::vector<std::string> v = {
+        "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001", "STRATUS_PRESTART=1",
+        "LAMBDA_TASK_ROOT=/var/task",            "LAMBDA_RUNTIME_DIR=/var/runtime",
+        "TZ=:UTC",                               "LANG=en_US.UTF-8",
+        "PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+        "LD_LIBRARY_PATH=/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"};
+    if (env.argv[0].find("node") != std::string::npos)
+      v.push_back(
+          "NODE_PATH=/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task");
+    return v;
+  }
+
+  // Builds the sandbox and starts the runtime (for a prestarted environment: the bare
+  // runtime, no code). On a failure meant for the invocation, sets env->boot_error.
   Status Boot(const std::shared_ptr<Env>& env, std::unique_ptr<sandbox::Sandbox>* sb_out,
               std::optional<sandbox::Process>* proc_out) {
-    const FunctionConfig& c = *env->config;
-    ASSIGN_OR_RETURN(std::string code, CodeDir(c));
-    std::vector<std::string> argv = RuntimeArgv(c.runtime);
-    if (argv.empty()) {
-      for (const char* candidate : {"/bootstrap"}) {
-        if (access((code + candidate).c_str(), X_OK) == 0) argv = {"/var/task/bootstrap"};
-      }
+    std::string code;
+    std::vector<std::string> argv;
+    if (env->prestart) {
+      code = empty_dir_;
+      argv = env->argv;
+    } else {
+      const FunctionConfig& c = *env->config;
+      ASSIGN_OR_RETURN(code, CodeDir(c));
+      argv = RuntimeArgv(c.runtime);
       if (argv.empty()) {
-        env->boot_error =
-            ErrorPayload("Runtime.InvalidEntrypoint",
-                         "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]");
-        return base::FailedPrecondition("no bootstrap");
+        if (access((code + "/bootstrap").c_str(), X_OK) == 0) argv = {"/var/task/bootstrap"};
+        if (argv.empty()) {
+          env->boot_error = ErrorPayload(
+              "Runtime.InvalidEntrypoint",
+              "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]");
+          return base::FailedPrecondition("no bootstrap");
+        }
       }
-    } else if (access((runtime_dir_ + argv[1].substr(std::string("/var/runtime").size())).c_str(),
-                      R_OK) != 0) {
-      env->boot_error =
-          ErrorPayload("Runtime.InvalidEntrypoint", "The runtime client for " + c.runtime +
-                                                        " is not part of this build of Stratus.");
-      return base::FailedPrecondition("no runtime client");
     }
+    if (argv.size() > 1 &&
+        access((runtime_dir_ + argv[1].substr(std::string("/var/runtime").size())).c_str(), R_OK) !=
+            0) {
+      env->boot_error = ErrorPayload(
+          "Runtime.InvalidEntrypoint",
+          "The runtime client " + argv[1] + " is not part of this build of Stratus.");
+      return base::FailedPrecondition("no runtime client " + argv[1]);
+    }
+    env->argv = argv;
     sandbox::SandboxSpec spec;
     spec.root = sandbox::RootKind::kLean;
     spec.lean.host_dirs = o_.host_dirs;
     spec.lean.code_dir = code;
     spec.binds.push_back({runtime_dir_, "/var/runtime", true});
     spec.read_only_root = true;
-    spec.tmp_bytes = static_cast<uint64_t>(c.ephemeral_storage) << 20;
+    spec.tmp_bytes = static_cast<uint64_t>(env->ephemeral_mb) << 20;
     spec.hostname = "localhost";
-    spec.limits.memory_bytes = static_cast<uint64_t>(c.memory_size) << 20;
+    spec.limits.memory_bytes = static_cast<uint64_t>(env->memory_mb) << 20;
     spec.limits.pids_max = 1024;
     ASSIGN_OR_RETURN(auto sb, sandbox::Sandbox::Create(spec));
     ASSIGN_OR_RETURN(base::UniqueFd api_fd, sb->ListenTcp("127.0.0.1", 9001));
@@ -811,8 +949,8 @@ class InvokerImpl : public Invoker {
     base::UniqueFd stop_r(s[0]), stop_w(s[1]);
     sandbox::ProcessSpec ps;
     ps.argv = argv;
-    ps.env = EnvironmentVars(*env);
-    ps.cwd = "/var/task";
+    ps.env = env->prestart ? PrestartVars(*env) : EnvironmentVars(*env);
+    ps.cwd = env->prestart ? "/" : "/var/task";
     ps.stdio = sandbox::StdioMode::kFds;
     ps.stdout_fd = ps.stderr_fd = log_w.get();
     {
@@ -839,63 +977,132 @@ class InvokerImpl : public Invoker {
     return Status::Ok();
   }
 
+  // A prestarted environment waits in its pool until it is claimed (then gets the code at
+  // /var/task and the function's variables) or killed. False when it will not serve.
+  bool AwaitClaim(const std::shared_ptr<Env>& env, bool booted, sandbox::Sandbox* sb) {
+    {
+      std::unique_lock lock(mu_);
+      PrestartPool& pool = pools_[env->pool_key];
+      pool.starting--;
+      if (!booted) {
+        pool.failed_at = Clock::now();
+        return false;
+      }
+      if (!env->killed && !shutdown_) pool.ready.push_back(env.get());
+      cv_.wait(lock, [&] { return env->claimed || env->killed || shutdown_; });
+      if (!env->claimed) {
+        std::erase(pools_[env->pool_key].ready, env.get());
+        return false;
+      }
+    }
+    Status st;
+    auto code = CodeDir(*env->config);
+    if (!code.ok()) {
+      st = code.status();
+    } else {
+      st = sb->MountInto(*code, "/var/task", true);
+    }
+    if (!st.ok()) {
+      spdlog::warn("lambda {}: claiming prestarted environment {}: {}", env->config->name,
+                   env->id, st.ToString());
+      std::lock_guard lock(mu_);
+      env->boot_error =
+          ErrorPayload("Runtime.Unknown", "could not load the code: " + st.message());
+      KillLocked(*env);
+      return true;  // the death path reports it to the invocation
+    }
+    std::string json = "{\"env\":{";
+    bool first = true;
+    for (const std::string& kv : EnvironmentVars(*env)) {
+      size_t eq = kv.find('=');
+      json += (first ? "\"" : ",\"") + JsonEscape(kv.substr(0, eq)) + "\":\"" +
+              JsonEscape(kv.substr(eq + 1)) + "\"";
+      first = false;
+    }
+    json += "}}";
+    http::Responder waiter;
+    {
+      std::lock_guard lock(mu_);
+      if (env->init_waiter) {
+        waiter = std::move(env->init_waiter);
+        env->init_waiter = nullptr;
+        env->init_sent = true;
+      } else {
+        env->init_json = std::move(json);
+      }
+    }
+    if (waiter) waiter(JsonResponse(200, std::move(json)));
+    return true;
+  }
+
   void Monitor(const std::shared_ptr<Env>& env) {
     std::unique_ptr<sandbox::Sandbox> sb;
     std::optional<sandbox::Process> proc;
     Status booted = Boot(env, &sb, &proc);
     std::thread reader;
     if (booted.ok()) reader = std::thread([this, env] { ReadLogs(env); });
+    bool serving = true;
+    if (env->prestart) serving = AwaitClaim(env, booted.ok(), sb.get());
     sandbox::ExitStatus exit;
     if (booted.ok()) {
+      if (!serving) {
+        std::lock_guard lock(mu_);
+        KillLocked(*env);
+      }
       auto st = proc->Wait();
       if (st.ok()) exit = *st;
     } else {
-      spdlog::warn("lambda {}: environment {} failed to start: {}", env->config->name, env->id,
-                   booted.ToString());
+      spdlog::warn("lambda {}: environment {} failed to start: {}",
+                   env->config ? env->config->name : env->pool_key, env->id, booted.ToString());
     }
     // The runtime is gone (or never started): take the environment out of service.
     std::shared_ptr<Invocation> current, victim;
-    http::Responder next;
+    http::Responder next, init_waiter;
     std::string init_error, boot_error;
     bool was_init;
     bool timed_out_init = false;
-    bool rebalanced = false;
     std::vector<std::shared_ptr<Env>> boots;
     std::vector<std::pair<std::shared_ptr<Invocation>, std::string>> throttled;
     {
       std::lock_guard lock(mu_);
       env->reaped = true;
       sandboxes_.erase(env.get());
+      if (env->prestart && !env->claimed) std::erase(pools_[env->pool_key].ready, env.get());
       FunctionState* fs = env->fs;
       was_init = env->init_done;
-      switch (env->state) {
-        case EnvState::kBooting:
-          fs->booting--;
-          break;
-        case EnvState::kBusy:
-          fs->busy--;
-          break;
-        case EnvState::kAwaitingNext:
-          fs->awaiting--;
-          break;
-        case EnvState::kIdle:
-          std::erase(fs->idle, env.get());
-          break;
-        case EnvState::kDying:
-        case EnvState::kDead:
-          break;
+      if (fs) {
+        switch (env->state) {
+          case EnvState::kBooting:
+            fs->booting--;
+            break;
+          case EnvState::kBusy:
+            fs->busy--;
+            break;
+          case EnvState::kAwaitingNext:
+            fs->awaiting--;
+            break;
+          case EnvState::kIdle:
+            std::erase(fs->idle, env.get());
+            break;
+          case EnvState::kDying:
+          case EnvState::kDead:
+            break;
+        }
       }
-      if (env->state == EnvState::kBooting) timed_out_init = env->killed && env->init_error.empty();
+      if (env->state == EnvState::kBooting)
+        timed_out_init = env->killed && env->init_error.empty() && env->boot_error.empty();
       env->state = EnvState::kDead;
       current = env->current;
       env->current = nullptr;
       next = std::move(env->next);
       env->next = nullptr;
+      init_waiter = std::move(env->init_waiter);
+      env->init_waiter = nullptr;
       init_error = env->init_error;
       boot_error = env->boot_error;
       // An environment that died before asking for work fails the invocation waiting for
       // it, unless others will pick that up.
-      if (!was_init && !fs->queue.empty() &&
+      if (fs && !was_init && !fs->queue.empty() &&
           static_cast<int>(fs->queue.size()) > fs->booting + fs->awaiting) {
         victim = fs->queue.front();
         fs->queue.pop_front();
@@ -904,13 +1111,13 @@ class InvokerImpl : public Invoker {
         fs->busy--;
         env->current = nullptr;
       }
-      rebalanced = RebalanceLocked(fs, &boots, &throttled);
+      if (fs) RebalanceLocked(fs, &boots, &throttled);
     }
-    (void)rebalanced;
     for (auto& b : boots) StartMonitor(b);
     for (auto& [inv, reason] : throttled)
       inv->done(base::Status(base::Code::kResourceExhausted, reason));
     if (next) next(JsonResponse(410, ErrorPayload("Gone", "environment is gone")));
+    if (init_waiter) init_waiter(JsonResponse(410, ErrorPayload("Gone", "environment is gone")));
     std::shared_ptr<Invocation> failing = current ? current : victim;
     if (failing && !shutdown_) {
       Outcome out;
@@ -976,10 +1183,11 @@ class InvokerImpl : public Invoker {
     sb.reset();
     {
       std::lock_guard lock(mu_);
-      FunctionState* fs = env->fs;
-      fs->envs.erase(env.get());
+      if (FunctionState* fs = env->fs) {
+        fs->envs.erase(env.get());
+        if (fs->retired && fs->envs.empty() && fs->queue.empty()) functions_.erase(fs->key);
+      }
       envs_.erase(env->id);
-      if (fs->retired && fs->envs.empty() && fs->queue.empty()) functions_.erase(fs->key);
       cv_.notify_all();
     }
   }
@@ -1063,7 +1271,7 @@ class InvokerImpl : public Invoker {
     if (env.pending_lines.empty()) return;
     std::vector<LogLine> lines;
     lines.swap(env.pending_lines);
-    if (o_.logs)
+    if (o_.logs && env.config)
       o_.logs->Write("/aws/lambda/" + env.config->name, env.log_stream, std::move(lines));
   }
 
@@ -1098,6 +1306,11 @@ class InvokerImpl : public Invoker {
       }
       if (now - last_reap >= std::chrono::seconds(1)) {
         last_reap = now;
+        for (auto& [key, pool] : pools_) {
+          if (now - pool.last_used < o_.idle_timeout) continue;
+          for (Env* e : pool.ready) KillLocked(*e);
+          pool.ready.clear();
+        }
         for (auto& [key, fs] : functions_) {
           std::erase_if(fs->idle, [&](Env* e) {
             if (now - e->idle_since < o_.idle_timeout) return false;
@@ -1126,7 +1339,8 @@ class InvokerImpl : public Invoker {
   }
 
   InvokerOptions o_;
-  std::string code_dir_, runtime_dir_;
+  std::string code_dir_, runtime_dir_, empty_dir_;
+  std::map<std::string, PrestartPool> pools_;  // under mu_
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
