@@ -570,6 +570,7 @@ async function prestart() {
     process.stderr.write(`stratus runtime: bad /_stratus/v1/init body: ${err}\n`);
     process.exit(1);
   }
+  delete process.env.STRATUS_PRESTART; // the function's processes are not zygotes
   const oldApi = process.env.AWS_LAMBDA_RUNTIME_API;
   for (const [name, value] of Object.entries(env)) process.env[name] = String(value);
   const newApi = process.env.AWS_LAMBDA_RUNTIME_API;

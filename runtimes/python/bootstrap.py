@@ -528,6 +528,7 @@ def _prestart(client):
     except Exception as e:
         sys.stderr.write("stratus runtime: bad /_stratus/v1/init body: %s\n" % e)
         sys.exit(1)
+    del os.environ["STRATUS_PRESTART"]  # the function's processes are not zygotes
     old_api = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     old_tz = os.environ.get("TZ")
     for name, value in items:

@@ -270,12 +270,13 @@ exports.handler = async (event, context) => {
         p = self.start({"index.js": """
 const startedIn = process.cwd();
 exports.handler = async (event, context) => ({ cwd: startedIn, custom: process.env.MY_VAR,
-                                               name: context.functionName });
+                                               name: context.functionName,
+                                               prestart: process.env.STRATUS_PRESTART || null });
 """}, env={"MY_VAR": "from-init"}, prestart=True)
         kind, body, _ = self.api.invoke({})
         self.assertEqual(kind, "response", body)
         self.assertEqual(os.path.realpath(body["cwd"]), os.path.realpath(p.task_root))
-        self.assertEqual((body["custom"], body["name"]), ("from-init", "fn"))
+        self.assertEqual((body["custom"], body["name"], body["prestart"]), ("from-init", "fn", None))
         self.assertEqual(self.api.init_calls, 1)
         self.assertEqual(self.api.paths[0], ("GET", "/_stratus/v1/init"))
         self.assertEqual(len(self.api.connections), 1)

@@ -263,6 +263,7 @@ def handler(event, context):
         self.assertEqual(os.path.realpath(body["cwd"]), os.path.realpath(p.task_root))
         self.assertEqual(body["custom"], "from-init")
         self.assertEqual(body["name"], "fn")
+        self.assertIsNone(body["prestart"])
         self.assertEqual(self.api.init_calls, 1)
         self.assertEqual(self.api.paths[0], ("GET", "/_stratus/v1/init"))
         self.assertEqual(len(self.api.connections), 1)
