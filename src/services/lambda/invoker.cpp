@@ -142,7 +142,7 @@ enum class EnvState { kBooting, kIdle, kBusy, kAwaitingNext, kDying, kDead };
 
 // One execution environment: a sandbox running a runtime that pulls events.
 struct Env {
-  std::string id;  // 32 hex, also in the log stream name
+  std::string id;               // 32 hex, also in the log stream name
   FunctionState* fs = nullptr;  // null while a prestarted environment waits in its pool
   std::shared_ptr<const FunctionConfig> config;
   // Fixed when the sandbox is built (the pool key for prestarted ones).
@@ -673,8 +673,8 @@ class InvokerImpl : public Invoker {
     {
       std::lock_guard lock(mu_);
       if (!env->prestart || env->init_sent || env->init_waiter) {
-        return respond(JsonResponse(
-            403, ErrorPayload("InvalidStateTransition", "this environment is not waiting for init")));
+        return respond(JsonResponse(403, ErrorPayload("InvalidStateTransition",
+                                                      "this environment is not waiting for init")));
       }
       if (env->init_json.empty()) {
         env->init_waiter = std::move(respond);
@@ -828,6 +828,19 @@ class InvokerImpl : public Invoker {
     return dir;
   }
 
+  // Role sessions are reused for an hour (they last 12): assuming a role writes to the
+  // store, which a cold start should not wait for every time.
+  Result<RoleCredentials> RoleCredentialsFor(const std::string& role, const std::string& fn) {
+    std::lock_guard lock(creds_mu_);
+    const std::string key = role + "\n" + fn;
+    auto it = creds_.find(key);
+    if (it != creds_.end() && Clock::now() - it->second.second < std::chrono::hours(1))
+      return it->second.first;
+    ASSIGN_OR_RETURN(RoleCredentials c, o_.role_credentials(role, fn));
+    creds_[key] = {c, Clock::now()};
+    return c;
+  }
+
   std::vector<std::string> EnvironmentVars(const Env& env) {
     const FunctionConfig& c = *env.config;
     std::map<std::string, std::string> vars = c.environment;  // reserved keys win below
@@ -854,7 +867,7 @@ class InvokerImpl : public Invoker {
       set("NODE_PATH", "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task");
     if (!o_.endpoint_url.empty()) set("AWS_ENDPOINT_URL", o_.endpoint_url);
     if (o_.role_credentials && !c.role.empty()) {
-      auto creds = o_.role_credentials(c.role, c.name);
+      auto creds = RoleCredentialsFor(c.role, c.name);
       if (creds.ok()) {
         set("AWS_ACCESS_KEY_ID", creds->access_key_id);
         set("AWS_SECRET_ACCESS_KEY", creds->secret_access_key);
@@ -874,9 +887,12 @@ class InvokerImpl : public Invoker {
   // What a prestarted runtime gets at start; the function's own variables follow at claim.
   std::vector<std::string> PrestartVars(const Env& env) const {
     std::vector<std::string> v = {
-        "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001", "STRATUS_PRESTART=1",
-        "LAMBDA_TASK_ROOT=/var/task",            "LAMBDA_RUNTIME_DIR=/var/runtime",
-        "TZ=:UTC",                               "LANG=en_US.UTF-8",
+        "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001",
+        "STRATUS_PRESTART=1",
+        "LAMBDA_TASK_ROOT=/var/task",
+        "LAMBDA_RUNTIME_DIR=/var/runtime",
+        "TZ=:UTC",
+        "LANG=en_US.UTF-8",
         "PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
         "LD_LIBRARY_PATH=/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"};
     if (env.argv[0].find("node") != std::string::npos)
@@ -911,9 +927,9 @@ class InvokerImpl : public Invoker {
     if (argv.size() > 1 &&
         access((runtime_dir_ + argv[1].substr(std::string("/var/runtime").size())).c_str(), R_OK) !=
             0) {
-      env->boot_error = ErrorPayload(
-          "Runtime.InvalidEntrypoint",
-          "The runtime client " + argv[1] + " is not part of this build of Stratus.");
+      env->boot_error =
+          ErrorPayload("Runtime.InvalidEntrypoint",
+                       "The runtime client " + argv[1] + " is not part of this build of Stratus.");
       return base::FailedPrecondition("no runtime client " + argv[1]);
     }
     env->argv = argv;
@@ -1003,11 +1019,10 @@ class InvokerImpl : public Invoker {
       st = sb->MountInto(*code, "/var/task", true);
     }
     if (!st.ok()) {
-      spdlog::warn("lambda {}: claiming prestarted environment {}: {}", env->config->name,
-                   env->id, st.ToString());
+      spdlog::warn("lambda {}: claiming prestarted environment {}: {}", env->config->name, env->id,
+                   st.ToString());
       std::lock_guard lock(mu_);
-      env->boot_error =
-          ErrorPayload("Runtime.Unknown", "could not load the code: " + st.message());
+      env->boot_error = ErrorPayload("Runtime.Unknown", "could not load the code: " + st.message());
       KillLocked(*env);
       return true;  // the death path reports it to the invocation
     }
@@ -1357,6 +1372,9 @@ class InvokerImpl : public Invoker {
   std::mutex limit_mu_;
   Clock::time_point limit_read_{};
   int64_t unreserved_limit_ = 0;
+
+  std::mutex creds_mu_;
+  std::map<std::string, std::pair<RoleCredentials, Clock::time_point>> creds_;
 
   std::mutex code_mu_;
   std::map<std::string, std::shared_ptr<std::mutex>> code_locks_;
