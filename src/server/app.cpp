@@ -134,12 +134,14 @@ class AppImpl : public App {
     lambda::InvokerOptions inv;
     inv.lambda = lambda_.get();
     inv.blobs = blobs_.get();
+    inv.store = store_.get();
     inv.runtime_host = http_.get();
     inv.logs = lambda_logs_.get();
     inv.work_dir = config.data_dir + "/lambda";
     inv.region = config.region;
     inv.account_concurrency = config.lambda_account_concurrency;
     inv.idle_timeout = std::chrono::seconds(config.lambda_idle_timeout_seconds);
+    inv.prestart_pool_size = static_cast<int>(config.lambda_prestart_pool_size);
     inv.endpoint_url = "http://127.0.0.1:4566";
     inv.endpoint_handler = [this](http::Request&& r, http::Responder respond) {
       edge_->Handle(std::move(r), std::move(respond));

@@ -50,6 +50,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
         c.lambda_account_concurrency = v.as<int64_t>();
       else if (key == "lambda_idle_timeout_seconds")
         c.lambda_idle_timeout_seconds = v.as<int64_t>();
+      else if (key == "lambda_prestart_pool_size")
+        c.lambda_prestart_pool_size = v.as<int64_t>();
       else
         return base::InvalidArgument(path + ": unknown key '" + key + "'");
     }
@@ -62,6 +64,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
     return base::InvalidArgument(path + ": sts_min_duration_seconds must be 1..43200");
   if (c.lambda_account_concurrency < 1 || c.lambda_account_concurrency > 100000)
     return base::InvalidArgument(path + ": lambda_account_concurrency must be 1..100000");
+  if (c.lambda_prestart_pool_size < 0 || c.lambda_prestart_pool_size > 64)
+    return base::InvalidArgument(path + ": lambda_prestart_pool_size must be 0..64");
   if (c.lambda_idle_timeout_seconds < 1)
     return base::InvalidArgument(path + ": lambda_idle_timeout_seconds must be positive");
   if (c.account_id.size() != 12 ||

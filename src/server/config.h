@@ -25,6 +25,8 @@ struct Config {
   // environment stays warm before it is destroyed (scale to zero).
   int64_t lambda_account_concurrency = 1000;
   int64_t lambda_idle_timeout_seconds = 600;
+  // Pre-started runtimes kept ready per (runtime, memory, ephemeral storage) in use; 0 = off.
+  int64_t lambda_prestart_pool_size = 2;
 };
 
 // $XDG_DATA_HOME/stratus, ~/.local/share/stratus, or /var/lib/stratus when running as root.

@@ -171,6 +171,10 @@ struct Env {
   http::Responder next;      // a waiting GET next (state kIdle)
   std::shared_ptr<Invocation> current;
   std::unique_ptr<http::AdoptedListener> runtime_listener, endpoint_listener;
+  // The sandbox, for Usage() from completing threads; cleared (under sandbox_mu) before
+  // the monitor destroys it.
+  std::mutex sandbox_mu;
+  sandbox::Sandbox* sandbox = nullptr;
 
   // Log capture: both ends of one pipe for stdout and stderr; the reader thread and the
   // completion path both read under log_mu, so that everything the runtime wrote before
@@ -195,6 +199,11 @@ struct FunctionState {
   std::set<Env*> envs;
   bool retired = false;
   int active() const { return booting + busy + awaiting; }
+};
+
+struct Deadline {
+  std::weak_ptr<Env> env;
+  std::string request_id;  // "" = the init deadline
 };
 
 // Prestarted environments of one (runtime, memory, ephemeral storage).
@@ -226,6 +235,13 @@ class InvokerImpl : public Invoker {
     }
     RETURN_IF_ERROR(base::MakeDirs(runtime_dir_, 0755));
     chmod(o_.work_dir.c_str(), 0755);
+    if (o_.store) {
+      ASSIGN_OR_RETURN(watch_, o_.store->WatchPrefix("/lambda/", 0, [this](const auto&) {
+        std::lock_guard lock(cache_mu_);
+        cache_.clear();
+        cache_gen_++;
+      }));
+    }
     timer_ = std::thread([this] { TimerLoop(); });
     return Status::Ok();
   }
@@ -239,12 +255,12 @@ class InvokerImpl : public Invoker {
       return done(
           base::InvalidArgument(std::to_string(req.payload.size()) + " " + std::to_string(limit)));
     }
-    auto details = o_.lambda->GetFunction(req.function_name, req.qualifier);
+    auto details = Lookup(req.function_name, req.qualifier);
     if (!details.ok()) return done(details.status());
     if (req.type == InvocationType::kDryRun) {
       InvokeResult r;
       r.status = 204;
-      r.executed_version = details->config.version;
+      r.executed_version = (*details)->config.version;
       return done(std::move(r));
     }
     auto inv = std::make_shared<Invocation>();
@@ -262,7 +278,32 @@ class InvokerImpl : public Invoker {
       inv->done = std::move(done);
     }
     inv->req = std::move(req);
-    Route(std::move(inv), std::move(details).value());
+    Route(std::move(inv), **details);
+  }
+
+  // Function configuration from memory; a store watch on /lambda/ empties the cache on any
+  // change, so a warm invoke reads no disk and parses no JSON.
+  Result<std::shared_ptr<const FunctionDetails>> Lookup(const std::string& name,
+                                                        const std::string& qualifier) {
+    std::string key = name + "\n" + qualifier;
+    uint64_t gen;
+    {
+      std::lock_guard lock(cache_mu_);
+      uint64_t local = o_.lambda->generation();
+      if (local != cache_local_gen_) {
+        cache_.clear();
+        cache_gen_++;
+        cache_local_gen_ = local;
+      }
+      auto it = cache_.find(key);
+      if (it != cache_.end()) return it->second;
+      gen = cache_gen_;
+    }
+    ASSIGN_OR_RETURN(FunctionDetails d, o_.lambda->GetFunction(name, qualifier));
+    auto shared = std::make_shared<const FunctionDetails>(std::move(d));
+    std::lock_guard lock(cache_mu_);
+    if (cache_gen_ == gen && watch_) cache_[key] = shared;
+    return shared;
   }
 
   std::map<std::string, FunctionStats> Stats() const override {
@@ -296,13 +337,14 @@ class InvokerImpl : public Invoker {
       cv_.wait(lock, [this] { return envs_.empty() && monitors_ == 0; });
     }
     cv_.notify_all();
+    timer_cv_.notify_all();
     if (timer_.joinable()) timer_.join();
   }
 
  private:
   // ---- Routing ------------------------------------------------------------------------
 
-  void Route(std::shared_ptr<Invocation> inv, FunctionDetails details) {
+  void Route(std::shared_ptr<Invocation> inv, const FunctionDetails& details) {
     const FunctionConfig& c = details.config;
     std::string key = c.name + "\n" + c.version + "\n" + c.revision_id;
     std::shared_ptr<Env> boot;
@@ -387,9 +429,9 @@ class InvokerImpl : public Invoker {
     claimed->claimed = true;
     claimed->claimed_at = Clock::now();
     stats_[fs->name].prestarted_starts++;
-    deadlines_.emplace(Clock::now() + o_.init_timeout, Deadline{claimed, ""});
-    cv_.notify_all();
-    return nullptr;  // its monitor is already running
+    AddDeadlineLocked(Clock::now() + o_.init_timeout, Deadline{claimed, ""});
+    cv_.notify_all();  // wakes its monitor
+    return nullptr;    // its monitor is already running
   }
 
   void RefillLocked(const std::string& key, PrestartPool& pool,
@@ -504,9 +546,15 @@ class InvokerImpl : public Invoker {
     env->ephemeral_mb = fs->config->ephemeral_storage;
     AttachLocked(*env, fs);
     envs_[env->id] = env;
-    deadlines_.emplace(Clock::now() + o_.init_timeout, Deadline{env, ""});
-    cv_.notify_all();
+    AddDeadlineLocked(Clock::now() + o_.init_timeout, Deadline{env, ""});
     return env;
+  }
+
+  // The timer thread is woken only when the new deadline comes first (rarely, under load).
+  void AddDeadlineLocked(Clock::time_point when, Deadline d) {
+    bool first = deadlines_.empty() || when < deadlines_.begin()->first;
+    deadlines_.emplace(when, std::move(d));
+    if (first) timer_cv_.notify_one();
   }
 
   // Marks `env` busy with `inv`. The event is sent by SendEvent after the lock is released.
@@ -517,9 +565,8 @@ class InvokerImpl : public Invoker {
     env.current = inv;
     inv->started = Clock::now();
     inv->deadline_epoch_ms = EpochMs() + env.config->timeout * 1000LL;
-    deadlines_.emplace(inv->started + std::chrono::seconds(env.config->timeout),
-                       Deadline{envs_.at(env.id), inv->request_id});
-    cv_.notify_all();
+    AddDeadlineLocked(inv->started + std::chrono::seconds(env.config->timeout),
+                      Deadline{envs_.at(env.id), inv->request_id});
     stats_[fs->name].invocations++;
   }
 
@@ -586,7 +633,6 @@ class InvokerImpl : public Invoker {
       report_init = env->report_init;
       env->report_init = false;
       init_ms = env->init_ms;
-      if (!env->reaped && env->state != EnvState::kDead) peak = PeakMemoryLocked(*env);
       st = &stats_[env->config->name];
       st->duration_ms_sum += duration_ms;
       uint64_t billed = static_cast<uint64_t>(std::ceil(duration_ms));
@@ -594,6 +640,13 @@ class InvokerImpl : public Invoker {
       st->billed_ms += billed;
       st->gb_seconds += static_cast<double>(billed) / 1000.0 * env->config->memory_size / 1024.0;
       if (out.function_error) st->errors++;
+    }
+    {
+      std::lock_guard lock(env->sandbox_mu);  // not mu_: three cgroup file reads
+      if (env->sandbox) {
+        auto u = env->sandbox->Usage();
+        if (u.ok()) peak = u->peak_memory_bytes;
+      }
     }
     uint64_t billed = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(duration_ms)));
     std::string tail;
@@ -621,13 +674,6 @@ class InvokerImpl : public Invoker {
     r.executed_version = env->config->version;
     if (inv->req.tail_log) r.log_result = base::Base64Encode(tail);
     inv->done(std::move(r));
-  }
-
-  uint64_t PeakMemoryLocked(Env& env) {
-    auto it = sandboxes_.find(&env);
-    if (it == sandboxes_.end()) return 0;
-    auto u = it->second->Usage();
-    return u.ok() ? u->peak_memory_bytes : 0;
   }
 
   // ---- The Runtime API ----------------------------------------------------------------
@@ -985,8 +1031,11 @@ class InvokerImpl : public Invoker {
       env->runtime_listener = std::move(listener);
       env->endpoint_listener = std::move(endpoint);
       env->host_pid = sb->init_pid();
-      sandboxes_[env.get()] = sb.get();
       if (env->killed) kill(env->host_pid, SIGKILL);  // killed while booting
+    }
+    {
+      std::lock_guard lock(env->sandbox_mu);
+      env->sandbox = sb.get();
     }
     *sb_out = std::move(sb);
     proc_out->emplace(std::move(proc));
@@ -1081,7 +1130,6 @@ class InvokerImpl : public Invoker {
     {
       std::lock_guard lock(mu_);
       env->reaped = true;
-      sandboxes_.erase(env.get());
       if (env->prestart && !env->claimed) std::erase(pools_[env->pool_key].ready, env.get());
       FunctionState* fs = env->fs;
       was_init = env->init_done;
@@ -1179,6 +1227,10 @@ class InvokerImpl : public Invoker {
     l1.reset();
     l2.reset();
     proc.reset();
+    {
+      std::lock_guard lock(env->sandbox_mu);
+      env->sandbox = nullptr;
+    }
     if (sb) sb->Destroy().IgnoreError();
     base::UniqueFd stop;
     {
@@ -1292,11 +1344,6 @@ class InvokerImpl : public Invoker {
 
   // ---- Timers: invocation deadlines, init deadlines, idle reaping -----------------------
 
-  struct Deadline {
-    std::weak_ptr<Env> env;
-    std::string request_id;  // "" = the init deadline
-  };
-
   void TimerLoop() {
     std::unique_lock lock(mu_);
     auto last_reap = Clock::now();
@@ -1304,7 +1351,7 @@ class InvokerImpl : public Invoker {
       if (shutdown_ && envs_.empty() && monitors_ == 0) break;
       auto wake = Clock::now() + std::chrono::seconds(1);
       if (!deadlines_.empty()) wake = std::min(wake, deadlines_.begin()->first);
-      cv_.wait_until(lock, wake);
+      timer_cv_.wait_until(lock, wake);
       auto now = Clock::now();
       std::vector<std::pair<std::shared_ptr<Env>, std::shared_ptr<Invocation>>> expired;
       while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
@@ -1358,13 +1405,13 @@ class InvokerImpl : public Invoker {
   std::map<std::string, PrestartPool> pools_;  // under mu_
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;        // monitors (claims), Shutdown
+  std::condition_variable timer_cv_;  // the timer thread
   bool shutdown_ = false;
   int monitors_ = 0;
   std::map<std::string, std::unique_ptr<FunctionState>> functions_;
   std::map<std::string, std::shared_ptr<Env>> envs_;
-  std::map<Env*, sandbox::Sandbox*> sandboxes_;  // for Usage(); under mu_
-  std::map<Env*, base::UniqueFd> reader_stop_;   // under mu_
+  std::map<Env*, base::UniqueFd> reader_stop_;  // under mu_
   std::multimap<Clock::time_point, Deadline> deadlines_;
   std::map<std::string, FunctionStats> stats_;
   std::thread timer_;
@@ -1372,6 +1419,12 @@ class InvokerImpl : public Invoker {
   std::mutex limit_mu_;
   Clock::time_point limit_read_{};
   int64_t unreserved_limit_ = 0;
+
+  std::mutex cache_mu_;
+  std::map<std::string, std::shared_ptr<const FunctionDetails>> cache_;
+  uint64_t cache_gen_ = 0;
+  uint64_t cache_local_gen_ = 0;         // o_.lambda->generation() the cache was filled at
+  std::unique_ptr<store::Watch> watch_;  // declared after the cache: destroyed first
 
   std::mutex creds_mu_;
   std::map<std::string, std::pair<RoleCredentials, Clock::time_point>> creds_;

@@ -91,8 +91,10 @@ struct FunctionStats {
 };
 
 struct InvokerOptions {
-  Lambda* lambda = nullptr;              // configuration lookups; must outlive the invoker
-  store::BlobStore* blobs = nullptr;     // code zips
+  Lambda* lambda = nullptr;           // configuration lookups; must outlive the invoker
+  store::BlobStore* blobs = nullptr;  // code zips
+  // Watched to keep the configuration cache fresh; null = no cache (each invoke reads it).
+  store::Store* store = nullptr;
   http::Server* runtime_host = nullptr;  // serves the Runtime API sockets (Adopt)
   LogSink* logs = nullptr;               // may be null (logs dropped)
   RoleCredentialsFn role_credentials;    // may be empty (no credentials in the environment)

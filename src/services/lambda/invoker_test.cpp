@@ -108,6 +108,7 @@ class InvokerTest : public testing::LambdaTest {
     InvokerOptions io;
     io.lambda = lambda_.get();
     io.blobs = blobs_.get();
+    io.store = store_.get();
     io.runtime_host = host_.get();
     io.logs = &sink_;
     io.work_dir = dir_ + "/work";

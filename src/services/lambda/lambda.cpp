@@ -1,6 +1,7 @@
 #include "services/lambda/lambda.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -251,7 +252,7 @@ class LambdaImpl : public Lambda {
       else
         txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(TagsKey(req.name))));
       AppendOps(&txn.success, blobs_->AddRefOps(code.digest, RefOwner(req.name, kLatest)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return req.publish ? published : rec.config;
       ASSIGN_OR_RETURN(auto existing, store_->Get(LatestKey(req.name)));
       if (existing) return base::AlreadyExists("Function already exist: " + req.name);
@@ -317,7 +318,7 @@ class LambdaImpl : public Lambda {
         AppendOps(&txn.success, blobs_->AddRefOps(code.digest, RefOwner(name, kLatest)));
       }
       txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) {
         if (publish) return PublishVersion(name, "", "", "");
         return rec.config;
@@ -343,7 +344,7 @@ class LambdaImpl : public Lambda {
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
       txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return rec.config;
     }
     return base::Aborted("UpdateFunctionConfiguration " + name + ": too many concurrent changes");
@@ -378,7 +379,7 @@ class LambdaImpl : public Lambda {
       }
       txn.success.push_back(store::Op::Delete(store::KeyRange::Prefix(FnPrefix(name))));
       txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kNamesPrefix + name)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return base::Status::Ok();
     }
     return base::Aborted("DeleteFunction " + name + ": too many concurrent changes");
@@ -419,7 +420,7 @@ class LambdaImpl : public Lambda {
           store::Op::Put(VersionKey(name, number),
                          ConfigToJson(v).dump(-1, ' ', false, json::error_handler_t::replace)));
       txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return v;
     }
     return base::Aborted("PublishVersion " + name + ": too many concurrent changes");
@@ -465,7 +466,7 @@ class LambdaImpl : public Lambda {
       Alias a = in;
       a.revision_id = base::NewUuid();
       txn.success.push_back(store::Op::Put(AliasKey(name, a.name), EncodeAlias(a)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return a;
       ASSIGN_OR_RETURN(auto existing, store_->Get(AliasKey(name, in.name)));
       if (existing)
@@ -519,7 +520,7 @@ class LambdaImpl : public Lambda {
           store::Compare::ModRevisionIs(AliasKey(name, alias), kv->mod_revision));
       RETURN_IF_ERROR(CheckAliasTargets(name, a.function_version, a.additional_weights, &txn));
       txn.success.push_back(store::Op::Put(AliasKey(name, alias), EncodeAlias(a)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return a;
     }
     return base::Aborted("UpdateAlias " + name + ": too many concurrent changes");
@@ -553,7 +554,7 @@ class LambdaImpl : public Lambda {
           store::Compare::ModRevisionIs(kConcurrencyKey, conc ? conc->mod_revision : 0));
       txn.success.push_back(store::Op::Put(
           kConcurrencyKey, json(m).dump(-1, ' ', false, json::error_handler_t::replace)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return base::Status::Ok();
     }
     return base::Aborted("PutFunctionConcurrency " + name + ": too many concurrent changes");
@@ -582,7 +583,7 @@ class LambdaImpl : public Lambda {
       txn.compares.push_back(store::Compare::ModRevisionIs(kConcurrencyKey, conc->mod_revision));
       txn.success.push_back(store::Op::Put(
           kConcurrencyKey, json(m).dump(-1, ' ', false, json::error_handler_t::replace)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return base::Status::Ok();
     }
     return base::Aborted("DeleteFunctionConcurrency " + name + ": too many concurrent changes");
@@ -787,7 +788,7 @@ class LambdaImpl : public Lambda {
     txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
     AppendOps(&txn.success, blobs_->DropRefOps(v.code_digest, RefOwner(name, v.version)));
     txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
-    ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+    ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
     (void)r;  // lost to a concurrent delete of the same version: it is gone either way
     return base::Status::Ok();
   }
@@ -809,12 +810,24 @@ class LambdaImpl : public Lambda {
           store::Compare::ModRevisionIs(TagsKey(name), kv ? kv->mod_revision : 0));
       txn.success.push_back(store::Op::Put(
           TagsKey(name), json(m).dump(-1, ' ', false, json::error_handler_t::replace)));
-      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return base::Status::Ok();
     }
     return base::Aborted("TagResource " + name + ": too many concurrent changes");
   }
 
+  // Every change goes through here, so that generation() moves after each one.
+  base::Result<store::TxnResult> CommitTxn(const store::Txn& txn) {
+    auto r = store_->Commit(txn);
+    if (r.ok() && r->succeeded) generation_.fetch_add(1);
+    return r;
+  }
+
+ public:
+  uint64_t generation() const override { return generation_.load(); }
+
+ private:
+  std::atomic<uint64_t> generation_{0};
   store::Store* store_;
   store::BlobStore* blobs_;
   Options options_;

@@ -123,6 +123,9 @@ class Lambda {
   virtual ~Lambda() = default;
 
   virtual const Options& options() const = 0;
+  // Moves after every change this object commits: lets a cache of configurations see its
+  // own process's writes at once (a store watch brings other servers' writes).
+  virtual uint64_t generation() const = 0;
   // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
   virtual std::string FunctionArn(const std::string& name,
                                   const std::string& qualifier = "") const = 0;
