@@ -293,6 +293,18 @@ exports.handler = async (event, context) => ({ cwd: startedIn, custom: process.e
         body = self.api.invoke({"s": s})[1]
         self.assertEqual((body["len"], body["s"] == s), (len(s), True))
 
+    def test_wire_variations(self):
+        # chunked /next bodies, Connection: close, and a server that silently drops idle connections
+        self.start({"index.js": "exports.handler = async (e) => e;\n"})
+        for chunked, close_mode in ((True, None), (False, "header"), (False, "silent"), (True, "silent")):
+            self.api.chunked, self.api.close_mode = chunked, close_mode
+            for i in range(3):
+                event = {"i": i, "chunked": chunked, "close": close_mode, "s": "\u00e9" * 1000}
+                kind, body, _ = self.api.invoke(event)
+                self.assertEqual((kind, body), ("response", event))
+        self.assertIsNone(self.procs[0].proc.poll())
+        self.assertGreater(len(self.api.connections), 12)  # it did reconnect
+
     def test_warm_invoke_cpu_cost(self):
         p = self.start({"index.js": "exports.handler = async (e) => e;\n"})
         self.api.invoke({})

@@ -326,6 +326,18 @@ def handler(event, context):
                                     "/opt/python"])
         self.assertEqual(os.path.realpath(path[0]), os.path.realpath(self.procs[0].task_root))
 
+    def test_wire_variations(self):
+        # chunked /next bodies, Connection: close, and a server that silently drops idle connections
+        self.start({"handler.py": "def handler(event, context):\n    return event\n"})
+        for chunked, close_mode in ((True, None), (False, "header"), (False, "silent"), (True, "silent")):
+            self.api.chunked, self.api.close_mode = chunked, close_mode
+            for i in range(3):
+                event = {"i": i, "chunked": chunked, "close": close_mode, "s": "\u00e9" * 1000}
+                kind, body, _ = self.api.invoke(event)
+                self.assertEqual((kind, body), ("response", event))
+        self.assertIsNone(self.procs[0].proc.poll())
+        self.assertGreater(len(self.api.connections), 12)  # it did reconnect
+
     def test_warm_invoke_cpu_cost(self):
         # Not a benchmark: a guard that the loop stays cheap (CPU the runtime spends per invoke).
         p = self.start({"handler.py": "def handler(e, c):\n    return e\n"})
