@@ -279,8 +279,20 @@ def log_error(error_result):
                 for trace_line in element.splitlines():
                     lines.append(_replace_line_indentation(trace_line, " ", _ERROR_LOG_IDENT))
     # Same stream as print() so the error lands after the handler's own output, as on AWS.
-    sys.stdout.write(_ERROR_LOG_LINE_TERMINATE.join(lines) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(_ERROR_LOG_LINE_TERMINATE.join(lines) + "\n")
+    except Exception:
+        pass  # the handler broke sys.stdout; the error still goes to the Runtime API
+    _flush_output()
+
+
+def _flush_output():
+    """The handler's unterminated lines reach the log before its result (no syscall if none)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,7 +560,7 @@ def _prestart(client):
 def _setup_process(task_root):
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+            stream.reconfigure(line_buffering=True, write_through=True)
     try:
         os.chdir(task_root)
     except OSError:
@@ -645,7 +657,7 @@ def _handle_invocation(client, request_handler, headers, body):
         log_error(error_result)
         client.post_invocation_error(invoke_id, to_json(error_result).encode("utf-8"))
     else:
-        sys.stdout.flush()  # the handler's partial lines reach the log before its result
+        _flush_output()
         client.post_invocation_result(invoke_id, payload)
 
 
