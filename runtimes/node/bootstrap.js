@@ -551,6 +551,7 @@ async function handleOnce() {
 
 async function prestart() {
   // Stratus zygote: wait for the server to assign a function, then adopt its environment.
+  require('http'); // paid now rather than in the function's init: most handlers use it
   let res;
   try {
     res = await client.request('GET', '/_stratus/v1/init');
