@@ -202,7 +202,8 @@ class RuntimeProcess:
             "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/23/[$LATEST]0123456789abcdef",
             "AWS_REGION": "us-east-1",
         }
-        function_env.update(env or {})
+        # "{TASK_ROOT}" in a value stands for the temp task root
+        function_env.update({k: v.replace("{TASK_ROOT}", self.task_root) for k, v in (env or {}).items()})
         if prestart:
             base["STRATUS_PRESTART"] = "1"
             api.init_env.update(function_env)

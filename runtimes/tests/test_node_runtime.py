@@ -108,10 +108,15 @@ exports.handler = (event, context, callback) => {
         self.assertEqual(self.api.invoke({})[1], "cjs")
 
     def test_node_path_includes_opt_nodejs(self):
-        self.start({"index.js": "exports.handler = async () => require('module')._nodeModulePaths ? "
-                                "(process.env.NODE_PATH || '').split(':') : [];\n"})
-        paths = self.api.invoke({})[1]
-        self.assertIn("/opt/nodejs/node_modules", paths)
+        self.start({"index.js": "exports.handler = async () => require('module').globalPaths;\n"})
+        self.assertIn("/opt/nodejs/node_modules", self.api.invoke({})[1])
+
+    def test_prestart_node_path_from_init_env(self):
+        # NODE_PATH arrives with the function's environment, after node has started
+        self.start({"index.js": "exports.handler = async () => require('shared-lib');\n",
+                        "layer/shared-lib/index.js": "module.exports = 'from NODE_PATH';\n"},
+                       env={"NODE_PATH": "{TASK_ROOT}/layer"}, prestart=True)
+        self.assertEqual(self.api.invoke({})[1], "from NODE_PATH")
 
     def test_handler_error(self):
         p = self.start({"index.js": "exports.handler = async () => { throw new Error('some_error_msg'); };\n"})

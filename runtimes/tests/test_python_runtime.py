@@ -268,6 +268,13 @@ def handler(event, context):
         self.assertEqual(self.api.paths[0], ("GET", "/_stratus/v1/init"))
         self.assertEqual(len(self.api.connections), 1)
 
+    def test_prestart_pythonpath_from_init_env(self):
+        # PYTHONPATH arrives with the function's environment, after the interpreter has started
+        self.start({"handler.py": "import shared_lib\ndef handler(e, c):\n    return shared_lib.VALUE\n",
+                        "layer/shared_lib.py": "VALUE = 'from PYTHONPATH'\n"},
+                       env={"PYTHONPATH": "{TASK_ROOT}/layer"}, prestart=True)
+        self.assertEqual(self.api.invoke({})[1], "from PYTHONPATH")
+
     def test_prestart_waits_for_init(self):
         # the runtime blocks in /_stratus/v1/init and touches nothing function-specific until then
         self.api.init_status = 200
