@@ -66,6 +66,8 @@ class RuntimeApiClient:
         self._host_line = ("Host: %s\r\n" % address).encode("latin-1")
         self._sock = None
         self._buf = bytearray()
+        self._rbuf = bytearray(65536)
+        self._rview = memoryview(self._rbuf)
 
     def close(self):
         if self._sock is not None:
@@ -105,12 +107,14 @@ class RuntimeApiClient:
                 raise
 
     def _recv_more(self, buf, partial_ok):
-        chunk = self._sock.recv(262144)
-        if not chunk:
+        # recv_into a reused buffer: recv(n) would allocate n bytes per call, and large allocations
+        # cost mmap/mremap/munmap syscalls on every invoke.
+        n = self._sock.recv_into(self._rbuf)
+        if not n:
             if not buf and not partial_ok:
                 raise _ConnectionLost()
             raise ConnectionError("Runtime API closed the connection mid-response")
-        buf += chunk
+        buf += self._rview[:n]
 
     def _read_response(self):
         buf = self._buf
@@ -143,10 +147,10 @@ class RuntimeApiClient:
             body = b""
         else:  # delimited by close
             while True:
-                chunk = self._sock.recv(262144)
-                if not chunk:
+                n = self._sock.recv_into(self._rbuf)
+                if not n:
                     break
-                buf += chunk
+                buf += self._rview[:n]
             body = bytes(buf)
             keep_alive = False
         if keep_alive:
