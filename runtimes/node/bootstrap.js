@@ -512,10 +512,9 @@ let handlerIsAsync = false;
 
 function scheduleIteration() {
   setImmediate(() => {
-    handleOnce().catch((err) => {
-      console.log(`Unexpected Top Level Error: ${err.toString()}`);
-      errorCallbacks.uncaughtException(err);
-    });
+    // Handler errors are caught inside; what reaches here is a Runtime API failure (it went away,
+    // or /next answered non-200): nothing to report it to, so exit as the Python runtime does.
+    handleOnce().catch(fatal);
   });
 }
 
