@@ -31,6 +31,7 @@ class FakeRuntimeApi:
         # Wire variations a real server may use: "chunked" bodies for /next; "close" after every
         # reply ("header": with Connection: close, "silent": without it, as an idle-timeout would).
         self.chunked = False
+        self.next_status = 200  # anything else: /next fails (the runtime must exit)
         self.close_mode = None
         self.cond = threading.Condition()
         self.stopping = False
@@ -74,6 +75,9 @@ class FakeRuntimeApi:
             def do_GET(self):
                 self._note()
                 if self.path == "/2018-06-01/runtime/invocation/next":
+                    if api.next_status != 200:
+                        self._reply(api.next_status, b'{"errorMessage":"gone"}')
+                        return
                     while True:
                         try:
                             event = api.events.get(timeout=0.1)

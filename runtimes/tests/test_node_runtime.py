@@ -310,6 +310,12 @@ exports.handler = async (event, context) => ({ cwd: startedIn, custom: process.e
         self.assertIsNone(self.procs[0].proc.poll())
         self.assertGreater(len(self.api.connections), 12)  # it did reconnect
 
+    def test_runtime_api_failure_exits(self):
+        self.api.next_status = 500
+        p = self.start({"index.js": "exports.handler = async () => 1;\n"})
+        self.assertEqual(p.wait(), 1)
+        self.assertIn("HTTP 500", p.stderr())
+
     def test_warm_invoke_cpu_cost(self):
         p = self.start({"index.js": "exports.handler = async (e) => e;\n"})
         self.api.invoke({})

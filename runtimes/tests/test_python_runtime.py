@@ -345,6 +345,12 @@ def handler(event, context):
         self.assertIsNone(self.procs[0].proc.poll())
         self.assertGreater(len(self.api.connections), 12)  # it did reconnect
 
+    def test_runtime_api_failure_exits(self):
+        self.api.next_status = 500
+        p = self.start({"handler.py": "def handler(e, c):\n    return 1\n"})
+        self.assertEqual(p.wait(), 1)
+        self.assertIn("HTTP 500", p.stderr())
+
     def test_warm_invoke_cpu_cost(self):
         # Not a benchmark: a guard that the loop stays cheap (CPU the runtime spends per invoke).
         p = self.start({"handler.py": "def handler(e, c):\n    return e\n"})
