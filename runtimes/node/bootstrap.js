@@ -512,10 +512,9 @@ let handlerIsAsync = false;
 
 function scheduleIteration() {
   setImmediate(() => {
-    handleOnce().catch((err) => {
-      console.log(`Unexpected Top Level Error: ${err.toString()}`);
-      errorCallbacks.uncaughtException(err);
-    });
+    // Handler errors are caught inside; what reaches here is a Runtime API failure (it went away,
+    // or /next answered non-200): nothing to report it to, so exit as the Python runtime does.
+    handleOnce().catch(fatal);
   });
 }
 
@@ -551,6 +550,7 @@ async function handleOnce() {
 
 async function prestart() {
   // Stratus zygote: wait for the server to assign a function, then adopt its environment.
+  require('http'); // paid now rather than in the function's init: most handlers use it
   let res;
   try {
     res = await client.request('GET', '/_stratus/v1/init');

@@ -66,6 +66,8 @@ class RuntimeApiClient:
         self._host_line = ("Host: %s\r\n" % address).encode("latin-1")
         self._sock = None
         self._buf = bytearray()
+        self._rbuf = bytearray(65536)
+        self._rview = memoryview(self._rbuf)
 
     def close(self):
         if self._sock is not None:
@@ -105,12 +107,14 @@ class RuntimeApiClient:
                 raise
 
     def _recv_more(self, buf, partial_ok):
-        chunk = self._sock.recv(262144)
-        if not chunk:
+        # recv_into a reused buffer: recv(n) would allocate n bytes per call, and large allocations
+        # cost mmap/mremap/munmap syscalls on every invoke.
+        n = self._sock.recv_into(self._rbuf)
+        if not n:
             if not buf and not partial_ok:
                 raise _ConnectionLost()
             raise ConnectionError("Runtime API closed the connection mid-response")
-        buf += chunk
+        buf += self._rview[:n]
 
     def _read_response(self):
         buf = self._buf
@@ -143,10 +147,10 @@ class RuntimeApiClient:
             body = b""
         else:  # delimited by close
             while True:
-                chunk = self._sock.recv(262144)
-                if not chunk:
+                n = self._sock.recv_into(self._rbuf)
+                if not n:
                     break
-                buf += chunk
+                buf += self._rview[:n]
             body = bytes(buf)
             keep_alive = False
         if keep_alive:
@@ -279,8 +283,20 @@ def log_error(error_result):
                 for trace_line in element.splitlines():
                     lines.append(_replace_line_indentation(trace_line, " ", _ERROR_LOG_IDENT))
     # Same stream as print() so the error lands after the handler's own output, as on AWS.
-    sys.stdout.write(_ERROR_LOG_LINE_TERMINATE.join(lines) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(_ERROR_LOG_LINE_TERMINATE.join(lines) + "\n")
+    except Exception:
+        pass  # the handler broke sys.stdout; the error still goes to the Runtime API
+    _flush_output()
+
+
+def _flush_output():
+    """The handler's unterminated lines reach the log before its result (no syscall if none)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,7 +564,7 @@ def _prestart(client):
 def _setup_process(task_root):
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+            stream.reconfigure(line_buffering=True, write_through=True)
     try:
         os.chdir(task_root)
     except OSError:
@@ -645,7 +661,7 @@ def _handle_invocation(client, request_handler, headers, body):
         log_error(error_result)
         client.post_invocation_error(invoke_id, to_json(error_result).encode("utf-8"))
     else:
-        sys.stdout.flush()  # the handler's partial lines reach the log before its result
+        _flush_output()
         client.post_invocation_result(invoke_id, payload)
 
 

@@ -28,6 +28,11 @@ class FakeRuntimeApi:
         self.init_status = init_status
         self.connections = set()  # client (host, port) pairs seen, to check keep-alive
         self.paths = []
+        # Wire variations a real server may use: "chunked" bodies for /next; "close" after every
+        # reply ("header": with Connection: close, "silent": without it, as an idle-timeout would).
+        self.chunked = False
+        self.next_status = 200  # anything else: /next fails (the runtime must exit)
+        self.close_mode = None
         self.cond = threading.Condition()
         self.stopping = False
         api = self
@@ -39,10 +44,24 @@ class FakeRuntimeApi:
             def log_message(self, *args):
                 pass
 
-            def _reply(self, status, body=b"", headers=None):
+            def _reply(self, status, body=b"", headers=None, chunked=False):
                 self.send_response(status)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
+                if api.close_mode == "header":
+                    self.send_header("Connection", "close")
+                if api.close_mode is not None:
+                    self.close_connection = True
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    half = len(body) // 2
+                    self._headers_buffer.append(b"\r\n")
+                    for part in (body[:half], body[half:]):
+                        if part:
+                            self._headers_buffer.append(b"%x;ext=1\r\n" % len(part) + part + b"\r\n")
+                    self._headers_buffer.append(b"0\r\nX-Trailer: t\r\n\r\n")
+                    self.flush_headers()
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self._headers_buffer.append(b"\r\n")
                 self._headers_buffer.append(body)  # one write: headers and body together
@@ -56,6 +75,9 @@ class FakeRuntimeApi:
             def do_GET(self):
                 self._note()
                 if self.path == "/2018-06-01/runtime/invocation/next":
+                    if api.next_status != 200:
+                        self._reply(api.next_status, b'{"errorMessage":"gone"}')
+                        return
                     while True:
                         try:
                             event = api.events.get(timeout=0.1)
@@ -66,7 +88,7 @@ class FakeRuntimeApi:
                                 return
                     headers = {"Content-Type": "application/json"}
                     headers.update(event["headers"])
-                    self._reply(200, event["body"], headers)
+                    self._reply(200, event["body"], headers, chunked=api.chunked)
                 elif self.path == "/_stratus/v1/init":
                     with api.cond:
                         api.init_calls += 1
@@ -184,7 +206,8 @@ class RuntimeProcess:
             "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/23/[$LATEST]0123456789abcdef",
             "AWS_REGION": "us-east-1",
         }
-        function_env.update(env or {})
+        # "{TASK_ROOT}" in a value stands for the temp task root
+        function_env.update({k: v.replace("{TASK_ROOT}", self.task_root) for k, v in (env or {}).items()})
         if prestart:
             base["STRATUS_PRESTART"] = "1"
             api.init_env.update(function_env)

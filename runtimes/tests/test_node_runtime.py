@@ -108,10 +108,15 @@ exports.handler = (event, context, callback) => {
         self.assertEqual(self.api.invoke({})[1], "cjs")
 
     def test_node_path_includes_opt_nodejs(self):
-        self.start({"index.js": "exports.handler = async () => require('module')._nodeModulePaths ? "
-                                "(process.env.NODE_PATH || '').split(':') : [];\n"})
-        paths = self.api.invoke({})[1]
-        self.assertIn("/opt/nodejs/node_modules", paths)
+        self.start({"index.js": "exports.handler = async () => require('module').globalPaths;\n"})
+        self.assertIn("/opt/nodejs/node_modules", self.api.invoke({})[1])
+
+    def test_prestart_node_path_from_init_env(self):
+        # NODE_PATH arrives with the function's environment, after node has started
+        self.start({"index.js": "exports.handler = async () => require('shared-lib');\n",
+                        "layer/shared-lib/index.js": "module.exports = 'from NODE_PATH';\n"},
+                       env={"NODE_PATH": "{TASK_ROOT}/layer"}, prestart=True)
+        self.assertEqual(self.api.invoke({})[1], "from NODE_PATH")
 
     def test_handler_error(self):
         p = self.start({"index.js": "exports.handler = async () => { throw new Error('some_error_msg'); };\n"})
@@ -292,6 +297,24 @@ exports.handler = async (event, context) => ({ cwd: startedIn, custom: process.e
         s = "y" * (5 * 1024 * 1024)
         body = self.api.invoke({"s": s})[1]
         self.assertEqual((body["len"], body["s"] == s), (len(s), True))
+
+    def test_wire_variations(self):
+        # chunked /next bodies, Connection: close, and a server that silently drops idle connections
+        self.start({"index.js": "exports.handler = async (e) => e;\n"})
+        for chunked, close_mode in ((True, None), (False, "header"), (False, "silent"), (True, "silent")):
+            self.api.chunked, self.api.close_mode = chunked, close_mode
+            for i in range(3):
+                event = {"i": i, "chunked": chunked, "close": close_mode, "s": "\u00e9" * 1000}
+                kind, body, _ = self.api.invoke(event)
+                self.assertEqual((kind, body), ("response", event))
+        self.assertIsNone(self.procs[0].proc.poll())
+        self.assertGreater(len(self.api.connections), 12)  # it did reconnect
+
+    def test_runtime_api_failure_exits(self):
+        self.api.next_status = 500
+        p = self.start({"index.js": "exports.handler = async () => 1;\n"})
+        self.assertEqual(p.wait(), 1)
+        self.assertIn("HTTP 500", p.stderr())
 
     def test_warm_invoke_cpu_cost(self):
         p = self.start({"index.js": "exports.handler = async (e) => e;\n"})

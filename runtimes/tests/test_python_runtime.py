@@ -268,6 +268,13 @@ def handler(event, context):
         self.assertEqual(self.api.paths[0], ("GET", "/_stratus/v1/init"))
         self.assertEqual(len(self.api.connections), 1)
 
+    def test_prestart_pythonpath_from_init_env(self):
+        # PYTHONPATH arrives with the function's environment, after the interpreter has started
+        self.start({"handler.py": "import shared_lib\ndef handler(e, c):\n    return shared_lib.VALUE\n",
+                        "layer/shared_lib.py": "VALUE = 'from PYTHONPATH'\n"},
+                       env={"PYTHONPATH": "{TASK_ROOT}/layer"}, prestart=True)
+        self.assertEqual(self.api.invoke({})[1], "from PYTHONPATH")
+
     def test_prestart_waits_for_init(self):
         # the runtime blocks in /_stratus/v1/init and touches nothing function-specific until then
         self.api.init_status = 200
@@ -325,6 +332,24 @@ def handler(event, context):
         self.assertEqual(path[1:], ["/opt/python/lib/python%d.%d/site-packages" % sys.version_info[:2],
                                     "/opt/python"])
         self.assertEqual(os.path.realpath(path[0]), os.path.realpath(self.procs[0].task_root))
+
+    def test_wire_variations(self):
+        # chunked /next bodies, Connection: close, and a server that silently drops idle connections
+        self.start({"handler.py": "def handler(event, context):\n    return event\n"})
+        for chunked, close_mode in ((True, None), (False, "header"), (False, "silent"), (True, "silent")):
+            self.api.chunked, self.api.close_mode = chunked, close_mode
+            for i in range(3):
+                event = {"i": i, "chunked": chunked, "close": close_mode, "s": "\u00e9" * 1000}
+                kind, body, _ = self.api.invoke(event)
+                self.assertEqual((kind, body), ("response", event))
+        self.assertIsNone(self.procs[0].proc.poll())
+        self.assertGreater(len(self.api.connections), 12)  # it did reconnect
+
+    def test_runtime_api_failure_exits(self):
+        self.api.next_status = 500
+        p = self.start({"handler.py": "def handler(e, c):\n    return 1\n"})
+        self.assertEqual(p.wait(), 1)
+        self.assertIn("HTTP 500", p.stderr())
 
     def test_warm_invoke_cpu_cost(self):
         # Not a benchmark: a guard that the loop stays cheap (CPU the runtime spends per invoke).
