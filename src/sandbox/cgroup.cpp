@@ -58,6 +58,17 @@ std::optional<uint64_t> KeyedValue(std::string_view text, std::string_view key) 
   return std::nullopt;
 }
 
+// Reads a number from `path` through `*fd`, opening it on first use.
+uint64_t PreadUint(base::UniqueFd* fd, const std::string& path) {
+  if (!fd->valid()) fd->Reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd->valid()) return 0;
+  char buf[32];
+  ssize_t n = pread(fd->get(), buf, sizeof buf - 1, 0);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  return strtoull(buf, nullptr, 10);
+}
+
 std::optional<uint64_t> ReadUint(const std::string& path) {
   auto r = ReadValue(path);
   if (!r.ok()) return std::nullopt;
@@ -187,11 +198,16 @@ class V1Cgroup : public Cgroup {
     return u;
   }
 
+  uint64_t ReadPeakMemory() const override {
+    return memory_.empty() ? 0 : PreadUint(&peak_fd_, memory_ + "/memory.max_usage_in_bytes");
+  }
+
   int CountProcesses() const override {
     return dirs_.empty() ? 0 : CountLines(dirs_.front() + "/cgroup.procs");
   }
 
   Status Remove() override {
+    peak_fd_.Reset();
     Status first;
     for (const auto& d : dirs_) {
       Status st = RemoveDir(d);
@@ -207,6 +223,7 @@ class V1Cgroup : public Cgroup {
  private:
   std::vector<std::string> dirs_;
   std::string memory_, cpuacct_, primary_;
+  mutable base::UniqueFd peak_fd_;
 };
 
 class V1Manager : public CgroupManager {
@@ -339,9 +356,14 @@ class V2Cgroup : public Cgroup {
     return u;
   }
 
+  uint64_t ReadPeakMemory() const override {
+    return PreadUint(&peak_fd_, dir_ + "/memory.peak");
+  }
+
   int CountProcesses() const override { return CountLines(dir_ + "/cgroup.procs"); }
 
   Status Remove() override {
+    peak_fd_.Reset();
     if (dir_.empty()) return Status::Ok();
     Status st = RemoveDir(dir_);
     dir_.clear();
@@ -352,6 +374,7 @@ class V2Cgroup : public Cgroup {
 
  private:
   std::string dir_;
+  mutable base::UniqueFd peak_fd_;
 };
 
 class V2Manager : public CgroupManager {

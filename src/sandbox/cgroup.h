@@ -47,6 +47,9 @@ class Cgroup {
   // Moves `pid` (a host pid) into the cgroup in every hierarchy.
   virtual base::Status AddProcess(pid_t pid) = 0;
   virtual base::Result<CgroupUsage> ReadUsage() const = 0;
+  // Peak memory only, through a descriptor kept open after the first call (the per-invoke
+  // REPORT line reads it; no path walk). 0 when it cannot be read. Not thread-safe.
+  virtual uint64_t ReadPeakMemory() const = 0;
   // Number of processes in the cgroup now (0 when it cannot be read).
   virtual int CountProcesses() const = 0;
   // Removes the directories; retries briefly while the kernel finishes tearing tasks down.

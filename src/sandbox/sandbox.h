@@ -243,6 +243,8 @@ class Sandbox {
   const std::string& ip_address() const { return network_ ? network_->address : empty_; }
 
   base::Result<CgroupUsage> Usage() const;
+  // Peak memory of the sandbox's cgroup so far (cheap: one pread). 0 once destroyed.
+  uint64_t PeakMemory() const { return cgroup_ ? cgroup_->ReadPeakMemory() : 0; }
   const CreateTimings& timings() const { return timings_; }
   // Processes in the sandbox's cgroup right now, init included (0 once destroyed).
   int process_count() const { return cgroup_ ? cgroup_->CountProcesses() : 0; }

@@ -643,10 +643,7 @@ class InvokerImpl : public Invoker {
     }
     {
       std::lock_guard lock(env->sandbox_mu);  // not mu_: three cgroup file reads
-      if (env->sandbox) {
-        auto u = env->sandbox->Usage();
-        if (u.ok()) peak = u->peak_memory_bytes;
-      }
+      if (env->sandbox) peak = env->sandbox->PeakMemory();
     }
     uint64_t billed = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(duration_ms)));
     std::string tail;
