@@ -31,6 +31,8 @@ if os.environ.get("INIT_FAIL"):
     sys.exit(1)
 if os.environ.get("INIT_EXIT"):
     sys.exit(2)
+if os.environ.get("INIT_HANG"):
+    time.sleep(3600)
 while True:
     conn.request("GET", "/2018-06-01/runtime/invocation/next")
     r = conn.getresponse()
@@ -114,10 +116,12 @@ class InvokerTest : public testing::LambdaTest {
     io.work_dir = dir_ + "/work";
     io.idle_timeout = 60s;
     io.max_log_bytes_per_invoke = 64 * 1024;
+    Tune(io);
     auto inv = MakeInvoker(io);
     ASSERT_TRUE(inv.ok()) << inv.status().ToString();
     invoker_ = std::move(inv).value();
   }
+  virtual void Tune(InvokerOptions&) {}
   void TearDown() override {
     if (invoker_) invoker_->Shutdown();
     invoker_.reset();
@@ -294,6 +298,37 @@ TEST_F(InvokerTest, UpdatedCodeRetiresOldEnvironments) {
   ASSERT_TRUE(b.ok());
   EXPECT_NE(b->payload.find(R"("count": 1)"), std::string::npos) << "old env reused";
   EXPECT_EQ(invoker_->Stats()["upd"].cold_starts, 2u);
+}
+
+class ShortTimersTest : public InvokerTest {
+  void Tune(InvokerOptions& o) override {
+    o.idle_timeout = 1s;
+    o.init_timeout = 1s;
+  }
+};
+
+TEST_F(ShortTimersTest, IdleEnvironmentsAreReapedToZero) {
+  Create("idle");
+  ASSERT_TRUE(Invoke("idle", R"({"action":"echo"})").ok());
+  EXPECT_EQ(invoker_->Stats()["idle"].environments, 1);
+  for (int i = 0; i < 100 && invoker_->Stats()["idle"].environments > 0; ++i)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(invoker_->Stats()["idle"].environments, 0);
+  // And it comes back on demand.
+  auto again = Invoke("idle", R"({"action":"echo"})");
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->payload.find(R"("count": 1)"), std::string::npos);
+}
+
+TEST_F(ShortTimersTest, ABootstrapThatNeverAsksForWorkTimesOut) {
+  Create("hang", {{"INIT_HANG", "1"}});
+  auto r = Invoke("hang", "{}");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->function_error, "Unhandled");
+  EXPECT_NE(r->payload.find("Sandbox.Timedout"), std::string::npos) << r->payload;
+  for (int i = 0; i < 100 && invoker_->Stats()["hang"].environments > 0; ++i)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(invoker_->Stats()["hang"].environments, 0);
 }
 
 TEST_F(InvokerTest, UnknownFunctionIsNotFound) {
