@@ -879,9 +879,19 @@ class InvokerImpl : public Invoker {
     auto it = creds_.find(key);
     if (it != creds_.end() && Clock::now() - it->second.second < std::chrono::hours(1))
       return it->second.first;
-    ASSIGN_OR_RETURN(RoleCredentials c, o_.role_credentials(role, fn));
-    creds_[key] = {c, Clock::now()};
-    return c;
+    // A role that cannot be assumed is asked again after a minute, not on every start.
+    auto failed = creds_failed_.find(key);
+    if (failed != creds_failed_.end() &&
+        Clock::now() - failed->second.second < std::chrono::minutes(1))
+      return failed->second.first;
+    auto c = o_.role_credentials(role, fn);
+    if (!c.ok()) {
+      creds_failed_[key] = {c.status(), Clock::now()};
+      return c.status();
+    }
+    creds_failed_.erase(key);
+    creds_[key] = {*c, Clock::now()};
+    return *c;
   }
 
   std::vector<std::string> EnvironmentVars(const Env& env) {
@@ -1425,6 +1435,7 @@ class InvokerImpl : public Invoker {
 
   std::mutex creds_mu_;
   std::map<std::string, std::pair<RoleCredentials, Clock::time_point>> creds_;
+  std::map<std::string, std::pair<Status, Clock::time_point>> creds_failed_;
 
   std::mutex code_mu_;
   std::map<std::string, std::shared_ptr<std::mutex>> code_locks_;
