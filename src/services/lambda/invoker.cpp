@@ -10,12 +10,15 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
+#include "base/crypto.h"
 #include "base/fs.h"
 #include "base/ids.h"
 #include "base/strings.h"
@@ -54,11 +57,21 @@ std::string Fixed2(double v) {
 std::string HexId(size_t n) { return base::RandomString(n, "0123456789abcdef"); }
 
 // X-Ray's trace id shape: Root=1-<8 hex epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0.
+// Trace ids need to be unique, not secret: a per-thread generator seeded once from the CSPRNG
+// keeps the warm path free of getrandom/getpid calls.
 std::string TraceId() {
-  char epoch[16];
-  snprintf(epoch, sizeof epoch, "%08llx",
-           static_cast<unsigned long long>(EpochMs() / 1000) & 0xffffffffull);
-  return std::string("Root=1-") + epoch + "-" + HexId(24) + ";Parent=" + HexId(16) + ";Sampled=0";
+  thread_local std::mt19937_64 rng = [] {
+    std::string seed = base::RandomBytes(8);
+    uint64_t v;
+    std::memcpy(&v, seed.data(), sizeof v);
+    return std::mt19937_64(v);
+  }();
+  char buf[96];
+  snprintf(buf, sizeof buf, "Root=1-%08llx-%08llx%016llx;Parent=%016llx;Sampled=0",
+           static_cast<unsigned long long>(EpochMs() / 1000) & 0xffffffffull,
+           static_cast<unsigned long long>(rng() & 0xffffffffull),
+           static_cast<unsigned long long>(rng()), static_cast<unsigned long long>(rng()));
+  return buf;
 }
 
 std::string JsonEscape(std::string_view s) {
