@@ -16,6 +16,8 @@
 #include "services/iam/iam.h"
 #include "services/lambda/api.h"
 #include "services/lambda/lambda.h"
+#include "services/logs/api.h"
+#include "services/logs/logs.h"
 #include "services/sts/sts.h"
 #include "store/blob_store.h"
 #include "store/store.h"
@@ -65,6 +67,13 @@ class AppImpl : public App {
     iam_service_ = iam::MakeIamService(*iam_);
     sts_service_ = sts::MakeStsService(*iam_);
 
+    // Logs before the services that write to it (Lambda, ECS), destroyed after them.
+    logs::Options logopts;
+    logopts.account_id = config.account_id;
+    logopts.region = config.region;
+    ASSIGN_OR_RETURN(logs_, logs::OpenLogs(store_.get(), logopts));
+    logs_service_ = logs::MakeLogsService(*logs_);
+
     ASSIGN_OR_RETURN(blobs_, store::OpenBlobStore(config.data_dir + "/blobs", store_.get()));
     lambda::Options lopts;
     lopts.account_id = config.account_id;
@@ -82,6 +91,7 @@ class AppImpl : public App {
     edge_->Register(iam_service_.get());
     edge_->Register(sts_service_.get());
     edge_->Register(lambda_service_.get());
+    edge_->Register(logs_service_.get());
 
     ASSIGN_OR_RETURN(HostPort hp, ParseListen(config.listen));
     http::ServerOptions hopts;
@@ -126,6 +136,8 @@ class AppImpl : public App {
     lambda_service_.reset();
     lambda_.reset();
     blobs_.reset();
+    logs_service_.reset();
+    logs_.reset();  // flushes queued log events
     sts_service_.reset();
     iam_service_.reset();
     iam_.reset();
@@ -155,6 +167,8 @@ class AppImpl : public App {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<iam::Iam> iam_;
   std::unique_ptr<aws::Service> iam_service_, sts_service_;
+  std::unique_ptr<logs::Logs> logs_;
+  std::unique_ptr<aws::Service> logs_service_;
   std::unique_ptr<store::BlobStore> blobs_;
   std::unique_ptr<lambda::Lambda> lambda_;
   std::unique_ptr<aws::Service> lambda_service_;
