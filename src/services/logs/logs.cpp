@@ -23,6 +23,8 @@ using nlohmann::json;
 
 constexpr int kMaxAttempts = 8;  // compare failures from concurrent writers before Aborted
 
+constexpr size_t kMaxFlushTxnBytes = 4 * 1024 * 1024;  // writer: events per Store Txn
+
 constexpr char kNoGroup[] = "The specified log group does not exist.";
 constexpr char kNoStream[] = "The specified log stream does not exist.";
 constexpr char kBadToken[] = "The specified nextToken is invalid.";
@@ -121,6 +123,9 @@ struct Batch {
   std::vector<Row> rows;
 };
 
+// A batch value is a one-line header "<lo> <hi> <bytes>\n" (oldest and newest timestamp,
+// stored bytes), so reads and the retention sweep can skip a batch without parsing it, then
+// a JSON array of [timestamp, ingestion_time, message].
 std::string BatchToValue(const std::vector<Row>& rows, size_t begin, size_t end, int64_t* lo,
                          int64_t* hi, int64_t* bytes) {
   json e = json::array();
@@ -134,20 +139,40 @@ std::string BatchToValue(const std::vector<Row>& rows, size_t begin, size_t end,
     *bytes += static_cast<int64_t>(RowBytes(r));
     e.push_back(json::array({r.timestamp, r.ingestion_time, r.message}));
   }
-  return Dump(json{{"lo", *lo}, {"hi", *hi}, {"b", *bytes}, {"e", std::move(e)}});
+  return std::to_string(*lo) + " " + std::to_string(*hi) + " " + std::to_string(*bytes) + "\n" +
+         Dump(e);
 }
 
-// Parses a batch; with headers_only, rows stay empty.
-base::Result<Batch> BatchFromKv(const store::KeyValue& kv) {
-  ASSIGN_OR_RETURN(json j, Parse(kv.value, kv.key));
+// Reads the header; returns the offset of the rows, or nullopt when malformed.
+std::optional<size_t> BatchHeader(const std::string& value, Batch* b) {
+  size_t nl = value.find('\n');
+  if (nl == std::string::npos) return std::nullopt;
+  std::vector<std::string_view> parts = base::Split(std::string_view(value).substr(0, nl), ' ');
+  if (parts.size() != 3) return std::nullopt;
+  auto lo = base::ParseInt(parts[0]), hi = base::ParseInt(parts[1]),
+       bytes = base::ParseInt(parts[2]);
+  if (!lo || !hi || !bytes) return std::nullopt;
+  b->lo = *lo;
+  b->hi = *hi;
+  b->bytes = *bytes;
+  return nl + 1;
+}
+
+base::Result<Batch> BatchHeaderFromKv(const store::KeyValue& kv) {
   Batch b;
-  b.lo = GetInt(j, "lo");
-  b.hi = GetInt(j, "hi");
-  b.bytes = GetInt(j, "b");
-  auto it = j.find("e");
-  if (it == j.end() || !it->is_array()) return base::Corruption("logs: batch " + kv.key);
-  b.rows.reserve(it->size());
-  for (json& e : *it) {
+  if (!BatchHeader(kv.value, &b)) return base::Corruption("logs: batch " + kv.key);
+  return b;
+}
+
+base::Result<Batch> BatchFromKv(const store::KeyValue& kv) {
+  Batch b;
+  auto offset = BatchHeader(kv.value, &b);
+  if (!offset) return base::Corruption("logs: batch " + kv.key);
+  json j = json::parse(std::string_view(kv.value).substr(*offset), nullptr,
+                       /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_array()) return base::Corruption("logs: batch " + kv.key);
+  b.rows.reserve(j.size());
+  for (json& e : j) {
     if (!e.is_array() || e.size() != 3 || !e[0].is_number_integer() || !e[1].is_number_integer() ||
         !e[2].is_string())
       return base::Corruption("logs: batch " + kv.key);
@@ -614,22 +639,47 @@ class LogsImpl : public Logs {
       queued_bytes_ = 0;
     }
     if (queued.empty()) return base::Status::Ok();
-    std::vector<Pending> batches;
-    size_t count = 0;
+    // Commit in Txns of at most ~kMaxFlushTxnBytes, so that a burst does not hold the store
+    // (and every other writer) for one huge commit.
+    std::vector<std::vector<Pending>> txns(1);
+    std::vector<size_t> txn_counts(1, 0);
+    size_t txn_bytes = 0;
     for (auto& [key, rows] : queued) {
       if (rows.empty()) continue;
       std::stable_sort(rows.begin(), rows.end(),
                        [](const Row& a, const Row& b) { return a.timestamp < b.timestamp; });
-      count += rows.size();
-      batches.push_back({key.first, key.second, std::move(rows)});
+      size_t i = 0;
+      while (i < rows.size()) {
+        if (txn_bytes >= kMaxFlushTxnBytes) {
+          txns.emplace_back();
+          txn_counts.push_back(0);
+          txn_bytes = 0;
+        }
+        Pending p{key.first, key.second, {}};
+        while (i < rows.size() && txn_bytes < kMaxFlushTxnBytes) {
+          txn_bytes += RowBytes(rows[i]);
+          p.rows.push_back(std::move(rows[i++]));
+        }
+        txn_counts.back() += p.rows.size();
+        txns.back().push_back(std::move(p));
+      }
     }
-    std::lock_guard lock(write_mu_);
-    base::Status st = CommitLocked(batches, /*create=*/true);
-    if (!st.ok()) {
-      dropped_ += static_cast<int64_t>(count);
-      return st.WithContext("logs: flush of " + std::to_string(count) + " events");
+    base::Status first_error;
+    for (size_t t = 0; t < txns.size(); ++t) {
+      if (txns[t].empty()) continue;
+      base::Status st;
+      {
+        std::lock_guard lock(write_mu_);
+        st = CommitLocked(txns[t], /*create=*/true);
+      }
+      if (!st.ok()) {
+        dropped_ += static_cast<int64_t>(txn_counts[t]);
+        if (first_error.ok())
+          first_error =
+              st.WithContext("logs: flush of " + std::to_string(txn_counts[t]) + " events");
+      }
     }
-    return st;
+    return first_error;
   }
 
   int64_t dropped_events() const override { return dropped_.load(); }
@@ -648,8 +698,9 @@ class LogsImpl : public Logs {
     ASSIGN_OR_RETURN(store::RangeResult rr,
                      store_->Range(store::KeyRange::Prefix(EventsPrefix(group, stream))));
     for (const auto& kv : rr.kvs) {
+      ASSIGN_OR_RETURN(Batch h, BatchHeaderFromKv(kv));
+      if ((start && h.hi < *start) || (end && h.lo >= *end)) continue;
       ASSIGN_OR_RETURN(Batch b, BatchFromKv(kv));
-      if ((start && b.hi < *start) || (end && b.lo >= *end)) continue;
       int64_t seq = SeqOfKey(kv.key);
       for (size_t i = 0; i < b.rows.size(); ++i) {
         Row& r = b.rows[i];
@@ -806,7 +857,7 @@ class LogsImpl : public Logs {
         std::optional<int64_t> first, last;
         int64_t gone = 0;
         for (const auto& bkv : batches.kvs) {
-          ASSIGN_OR_RETURN(Batch b, BatchFromKv(bkv));
+          ASSIGN_OR_RETURN(Batch b, BatchHeaderFromKv(bkv));
           if (b.hi < cutoff) {
             txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(bkv.key)));
             s.stored_bytes -= b.bytes;
