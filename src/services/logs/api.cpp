@@ -220,6 +220,7 @@ class Api {
     add("CreateLogGroup", group_of_name, &Api::CreateLogGroup);
     add("DeleteLogGroup", group_of_name, &Api::DeleteLogGroup);
     add("DescribeLogGroups", all_groups, &Api::DescribeLogGroups);
+    add("ListLogGroups", all_groups, &Api::ListLogGroups);
     add("CreateLogStream", group_of_name, &Api::CreateLogStream);
     add("DeleteLogStream", group_of_name, &Api::DeleteLogStream);
     add("DescribeLogStreams", group_of_either, &Api::DescribeLogStreams);
@@ -278,6 +279,30 @@ class Api {
     if (!page.ok()) return ToError(page.status());
     json groups = json::array();
     for (const LogGroup& g : page->items) groups.push_back(GroupJson(logs_, g));
+    json out{{"logGroups", std::move(groups)}};
+    if (!page->next_token.empty()) out["nextToken"] = page->next_token;
+    return out;
+  }
+
+  // The newer listing: names, ARNs and classes only; limit up to 1000.
+  Outcome<json> ListLogGroups(const json& in, Call&) {
+    DescribeGroupsRequest req;
+    auto pattern = OptString(in, "logGroupNamePattern");
+    if (!pattern.ok()) return pattern.error();
+    auto token = OptString(in, "nextToken");
+    if (!token.ok()) return token.error();
+    auto limit = Limit(in, 1000, 50);
+    if (!limit.ok()) return limit.error();
+    req.pattern = pattern.value().value_or("");
+    req.next_token = token.value().value_or("");
+    req.limit = limit.value();
+    auto page = logs_.DescribeLogGroups(req);
+    if (!page.ok()) return ToError(page.status());
+    json groups = json::array();
+    for (const LogGroup& g : page->items)
+      groups.push_back({{"logGroupName", g.name},
+                        {"logGroupArn", logs_.GroupArn(g.name, false)},
+                        {"logGroupClass", "STANDARD"}});
     json out{{"logGroups", std::move(groups)}};
     if (!page->next_token.empty()) out["nextToken"] = page->next_token;
     return out;

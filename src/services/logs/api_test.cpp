@@ -134,6 +134,12 @@ TEST_F(LogsApiTest, ShapesErrorsAndAuthorization) {
   EXPECT_EQ(body["logGroups"][0]["arn"],
             "arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/x:*");
   EXPECT_EQ(body["logGroups"][0]["logGroupClass"], "STANDARD");
+  std::tie(st, type, body) = Call("ListLogGroups", {{"logGroupNamePattern", "lambda"}});
+  ASSERT_EQ(body["logGroups"].size(), 1u) << body.dump();
+  EXPECT_EQ(body["logGroups"][0],
+            json({{"logGroupName", "/aws/lambda/x"},
+                  {"logGroupArn", "arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/x"},
+                  {"logGroupClass", "STANDARD"}}));
 
   std::tie(st, type, body) =
       Call("FilterLogEvents", {{"logGroupName", "/aws/lambda/x"}, {"filterPattern", "hello"}});

@@ -730,8 +730,14 @@ class LogsImpl : public Logs {
       RETURN_IF_ERROR(RequireGroup(req.group));
       return base::NotFound(kNoStream);
     }
+    // A token bounds the time range too: only events on its side of it can be returned.
+    std::optional<int64_t> start = req.start_time, end = req.end_time;
+    if (token && token->first == 'f' && (!start || *start < std::get<0>(token->second)))
+      start = std::get<0>(token->second);
+    if (token && token->first == 'b' && (!end || *end > std::get<0>(token->second) + 1))
+      end = std::get<0>(token->second) + 1;
     std::vector<Located> all;
-    RETURN_IF_ERROR(ReadStream(req.group, req.stream, req.start_time, req.end_time, nullptr, &all));
+    RETURN_IF_ERROR(ReadStream(req.group, req.stream, start, end, nullptr, &all));
     std::sort(all.begin(), all.end(),
               [](const Located& a, const Located& b) { return a.pos < b.pos; });
     bool forward = token ? token->first == 'f' : req.start_from_head;
