@@ -154,6 +154,7 @@ int RunLogs(const LogsFlags& flags, const server::Config& config) {
   if (!creds.ok()) return fail(creds.status().message());
   std::string region = config.region;
   if (const char* r = std::getenv("AWS_REGION"); r && *r) region = r;
+  if (flags.name.empty()) return fail("a function name is required");
   std::string group = flags.name.front() == '/' ? flags.name : "/aws/lambda/" + flags.name;
 
   LogsClient client(*url, *creds, region);

@@ -163,5 +163,69 @@ TEST_F(LogsApiTest, ShapesErrorsAndAuthorization) {
   EXPECT_EQ(body["message"], "The specified log group does not exist.");
 }
 
+// Hostile input never crashes and never gets a 5xx: every operation, every field, with
+// values of every wrong type.
+TEST_F(LogsApiTest, HostileInputGetsClientErrors) {
+  Call("CreateLogGroup", {{"logGroupName", "g"}});
+  Call("CreateLogStream", {{"logGroupName", "g"}, {"logStreamName", "s"}});
+  const char* ops[] = {"CreateLogGroup",     "DeleteLogGroup",     "DescribeLogGroups",
+                       "ListLogGroups",      "CreateLogStream",    "DeleteLogStream",
+                       "DescribeLogStreams", "PutLogEvents",       "GetLogEvents",
+                       "FilterLogEvents",    "PutRetentionPolicy", "DeleteRetentionPolicy",
+                       "TagLogGroup",        "UntagLogGroup",      "ListTagsLogGroup",
+                       "TagResource",        "UntagResource",      "ListTagsForResource"};
+  const char* fields[] = {"logGroupName",
+                          "logGroupIdentifier",
+                          "logStreamName",
+                          "logEvents",
+                          "limit",
+                          "nextToken",
+                          "startTime",
+                          "endTime",
+                          "startFromHead",
+                          "filterPattern",
+                          "logStreamNames",
+                          "logStreamNamePrefix",
+                          "orderBy",
+                          "descending",
+                          "tags",
+                          "tagKeys",
+                          "resourceArn",
+                          "retentionInDays",
+                          "logGroupNamePrefix",
+                          "logGroupNamePattern"};
+  std::vector<json> values = {nullptr,
+                              true,
+                              -1,
+                              0,
+                              9223372036854775807LL,
+                              18446744073709551615ULL,
+                              1.5,
+                              "",
+                              "f/" + std::string(56, '9'),
+                              "b/-0000000000000000000" + std::string(36, '0'),
+                              std::string(600, 'x'),
+                              "arn:aws:logs:us-east-1:000000000000:log-group:",
+                              "{ $.x = 1 }",
+                              "\"unterminated",
+                              json::array(),
+                              json::array({1, "a", nullptr}),
+                              json::array({json{{"timestamp", -5}, {"message", "m"}}}),
+                              json::array({json{{"timestamp", 1}, {"message", ""}}}),
+                              json::array({json{{"timestamp", "x"}}}),
+                              json::object(),
+                              json{{"k", 1}}};
+  for (const char* op : ops) {
+    for (const char* field : fields) {
+      for (const json& v : values) {
+        json in{{"logGroupName", "g"}, {"logStreamName", "s"}};
+        in[field] = v;
+        auto [st, type, body] = Call(op, in);
+        EXPECT_LT(st, 500) << op << " " << field << "=" << v.dump() << " -> " << body.dump();
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace logs

@@ -623,7 +623,7 @@ class LogsImpl : public Logs {
           continue;
         }
         queued_bytes_ += size;
-        rows.push_back({e.timestamp, now, std::move(e.message)});
+        rows.push_back({std::max<int64_t>(e.timestamp, 0), now, std::move(e.message)});
       }
       wake = queued_bytes_ >= options_.flush_bytes;
     }
