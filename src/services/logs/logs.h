@@ -36,6 +36,7 @@
 
 #include "base/status.h"
 #include "base/time.h"
+#include "services/logs/writer.h"
 #include "store/store.h"
 
 namespace logs {
@@ -65,12 +66,6 @@ inline constexpr int64_t kMaxBatchSpanMs = 24LL * 3600 * 1000;
 inline constexpr size_t kMaxNameLength = 512;
 inline constexpr int kMaxGetEvents = 10000;
 inline constexpr size_t kMaxGetBytes = 1048576;
-
-// One log event as a writer or PutLogEvents gives it.
-struct Event {
-  int64_t timestamp = 0;  // ms since the epoch
-  std::string message;
-};
 
 // One stored event, as the read APIs return it.
 struct StoredEvent {
@@ -150,26 +145,6 @@ struct FilterEventsRequest {
 
 // The valid PutRetentionPolicy values, in AWS's order.
 const std::vector<int>& RetentionDays();
-
-// The in-process writer interface (Lambda, ECS): cheap, non-blocking, fire and forget.
-//
-// Append queues `events` for `group`/`stream` and returns at once (it takes one mutex and
-// moves the strings). Each event's ingestion time is the time of the Append call. A
-// background thread commits everything queued every Options::flush_interval (or at
-// Options::flush_bytes) as one Store Txn, creating the group and the stream when missing.
-// Events need not be in time order; PutLogEvents' age limits do not apply (the caller is
-// trusted), but names are validated (invalid ones are dropped and logged). When the
-// store cannot keep up and Options::max_queued_bytes are queued, new events are dropped.
-//
-// Flush commits everything appended before the call and returns once it is durable, or
-// the Store's error. Thread-safe; blocks for one Store commit.
-class Writer {
- public:
-  virtual ~Writer() = default;
-  virtual void Append(const std::string& group, const std::string& stream,
-                      std::vector<Event> events) = 0;
-  virtual base::Status Flush() = 0;
-};
 
 class Logs : public Writer {
  public:
