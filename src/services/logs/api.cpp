@@ -458,6 +458,10 @@ class Api {
     if (!limit.ok()) return limit.error();
     if (!names.value().empty() && prefix.value())
       return InvalidParameter("You cannot specify both logStreamNames and logStreamNamePrefix.");
+    if (pattern.value() && pattern.value()->size() > 1024)
+      return InvalidParameter("1 validation error detected: Value '" + *pattern.value() +
+                              "' at 'filterPattern' failed to satisfy constraint: Member must "
+                              "have length less than or equal to 1024");
     req.group = group.value();
     req.stream_names = names.value();
     req.stream_prefix = prefix.value().value_or("");

@@ -145,6 +145,12 @@ TEST_F(LogsApiTest, ShapesErrorsAndAuthorization) {
       Call("FilterLogEvents", {{"logGroupName", "/aws/lambda/x"}, {"filterPattern", "hello"}});
   ASSERT_EQ(body["events"].size(), 1u);
   EXPECT_EQ(body["events"][0]["logStreamName"], "s");
+  std::tie(st, type, body) = Call("FilterLogEvents", {{"logGroupName", "/aws/lambda/x"},
+                                                      {"filterPattern", std::string(1025, 'X')}});
+  EXPECT_EQ(type, "InvalidParameterException");
+  EXPECT_EQ(body["message"], "1 validation error detected: Value '" + std::string(1025, 'X') +
+                                 "' at 'filterPattern' failed to satisfy constraint: Member must "
+                                 "have length less than or equal to 1024");
 
   std::tie(st, type, body) =
       Call("TagResource",
