@@ -138,6 +138,49 @@ void PutCase(const std::string& base, int seconds) {
   Close(&env);
 }
 
+// Reads: one stream of 200,000 events in 200 batches; the cost of paging through it with
+// GetLogEvents and of one FilterLogEvents for the newest second (what `stratus logs
+// --follow` asks every second).
+void ReadCase(const std::string& base) {
+  Env env;
+  if (!Open(base, "read", &env)) return;
+  if (!env.logs->CreateLogGroup("g", {}).ok() || !env.logs->CreateLogStream("g", "s").ok()) return;
+  int64_t t0ms = NowMs() - 3600 * 1000;
+  for (int b = 0; b < 200; ++b) {
+    std::vector<logs::Event> events;
+    for (int i = 0; i < 1000; ++i) events.push_back({t0ms + b * 1000 + i, std::string(100, 'r')});
+    if (!env.logs->PutLogEvents("g", "s", events).ok()) return;
+  }
+  auto a = Clock::now();
+  logs::GetEventsRequest req;
+  req.group = "g";
+  req.stream = "s";
+  req.start_from_head = true;
+  int pages = 0;
+  size_t events = 0;
+  for (;;) {
+    auto r = env.logs->GetLogEvents(req);
+    if (!r.ok()) return;
+    ++pages;
+    events += r->events.size();
+    if (r->next_forward_token == req.next_token) break;
+    req.next_token = r->next_forward_token;
+  }
+  double get_ms = std::chrono::duration<double, std::milli>(Clock::now() - a).count();
+  logs::FilterEventsRequest f;
+  f.group = "g";
+  f.start_time = t0ms + 199 * 1000;
+  a = Clock::now();
+  auto r = env.logs->FilterLogEvents(f);
+  double filter_ms = std::chrono::duration<double, std::milli>(Clock::now() - a).count();
+  std::printf(
+      "| read    | %7d | %9.0f events/s | GetLogEvents: %zu events in %d pages, %.0f ms; "
+      "FilterLogEvents of the newest batch: %.1f ms (%zu events) |\n",
+      1, static_cast<double>(events) / (get_ms / 1000), events, pages, get_ms, filter_ms,
+      r.ok() ? r->items.size() : 0);
+  Close(&env);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -162,5 +205,6 @@ int main(int argc, char** argv) {
   std::printf("| case    | threads | throughput | details |\n|---|---:|---:|---|\n");
   for (int t : threads) WriterCase(dir, t, seconds);
   PutCase(dir, seconds);
+  ReadCase(dir);
   return 0;
 }

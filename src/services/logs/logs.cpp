@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -691,29 +692,64 @@ class LogsImpl : public Logs {
     StoredEvent event;
   };
 
-  // Every event of one stream in [start, end), unsorted.
-  base::Status ReadStream(const std::string& group, const std::string& stream,
-                          std::optional<int64_t> start, std::optional<int64_t> end,
-                          const FilterPattern* pattern, std::vector<Located>* out) {
-    ASSIGN_OR_RETURN(store::RangeResult rr,
-                     store_->Range(store::KeyRange::Prefix(EventsPrefix(group, stream))));
-    for (const auto& kv : rr.kvs) {
-      ASSIGN_OR_RETURN(Batch h, BatchHeaderFromKv(kv));
-      if ((start && h.hi < *start) || (end && h.lo >= *end)) continue;
-      ASSIGN_OR_RETURN(Batch b, BatchFromKv(kv));
-      int64_t seq = SeqOfKey(kv.key);
-      for (size_t i = 0; i < b.rows.size(); ++i) {
-        Row& r = b.rows[i];
-        if ((start && r.timestamp < *start) || (end && r.timestamp >= *end)) continue;
-        if (pattern && !pattern->Matches(r.message)) continue;
-        Located l;
-        l.pos = Position{r.timestamp, seq, static_cast<int64_t>(i)};
-        l.event.timestamp = r.timestamp;
-        l.event.ingestion_time = r.ingestion_time;
-        l.event.message = std::move(r.message);
-        out->push_back(std::move(l));
+  struct Found {
+    FilterPosition pos;
+    StoredEvent event;
+  };
+
+  // One stored batch, located by its header; `kv` lives in the caller's `holder`.
+  struct BatchRef {
+    const store::KeyValue* kv;
+    const std::string* stream;
+    int64_t seq, lo, hi;
+  };
+
+  // The batches of `streams` overlapping [start, end), from their headers alone.
+  base::Status ListBatches(const std::string& group, const std::vector<const std::string*>& streams,
+                           std::optional<int64_t> start, std::optional<int64_t> end,
+                           std::deque<store::RangeResult>* holder, std::vector<BatchRef>* out) {
+    for (const std::string* s : streams) {
+      ASSIGN_OR_RETURN(store::RangeResult rr,
+                       store_->Range(store::KeyRange::Prefix(EventsPrefix(group, *s))));
+      holder->push_back(std::move(rr));
+      for (const auto& kv : holder->back().kvs) {
+        ASSIGN_OR_RETURN(Batch h, BatchHeaderFromKv(kv));
+        if ((start && h.hi < *start) || (end && h.lo >= *end)) continue;
+        out->push_back({&kv, s, SeqOfKey(kv.key), h.lo, h.hi});
       }
     }
+    return base::Status::Ok();
+  }
+
+  // Fills `items` with the `limit` first (forward) or last events, in position order, that
+  // `parse` accepts. Batches are visited by oldest (newest) timestamp and the walk stops once
+  // no further batch can hold an earlier (later) event, so a page parses the batches it
+  // needs, not the whole stream. `items` ends sorted by position.
+  template <typename Item>
+  static base::Status Select(
+      std::vector<BatchRef>& refs, bool forward, size_t limit,
+      const std::function<base::Status(const BatchRef&, std::vector<Item>*)>& parse,
+      std::vector<Item>* items) {
+    std::sort(refs.begin(), refs.end(), [forward](const BatchRef& a, const BatchRef& b) {
+      return forward ? a.lo < b.lo : a.hi > b.hi;
+    });
+    auto before = [forward](const Item& a, const Item& b) {
+      return forward ? a.pos < b.pos : b.pos < a.pos;
+    };
+    for (const BatchRef& ref : refs) {
+      if (items->size() >= limit) {
+        int64_t kth = std::get<0>((*items)[limit - 1].pos);
+        if (forward ? kth < ref.lo : kth > ref.hi) break;
+      }
+      RETURN_IF_ERROR(parse(ref, items));
+      if (items->size() >= limit) {  // keep the best `limit`; [limit - 1] is the worst kept
+        std::nth_element(items->begin(), items->begin() + static_cast<ptrdiff_t>(limit - 1),
+                         items->end(), before);
+        items->erase(items->begin() + static_cast<ptrdiff_t>(limit), items->end());
+      }
+    }
+    std::sort(items->begin(), items->end(),
+              [](const Item& a, const Item& b) { return a.pos < b.pos; });
     return base::Status::Ok();
   }
 
@@ -736,50 +772,59 @@ class LogsImpl : public Logs {
       start = std::get<0>(token->second);
     if (token && token->first == 'b' && (!end || *end > std::get<0>(token->second) + 1))
       end = std::get<0>(token->second) + 1;
-    std::vector<Located> all;
-    RETURN_IF_ERROR(ReadStream(req.group, req.stream, start, end, nullptr, &all));
-    std::sort(all.begin(), all.end(),
-              [](const Located& a, const Located& b) { return a.pos < b.pos; });
     bool forward = token ? token->first == 'f' : req.start_from_head;
-    size_t lo = 0, hi = all.size();  // candidates [lo, hi)
-    if (token && token->first == 'f')
-      lo = std::upper_bound(all.begin(), all.end(), token->second,
-                            [](const Position& p, const Located& l) { return p < l.pos; }) -
-           all.begin();
-    if (token && token->first == 'b')
-      hi = std::lower_bound(all.begin(), all.end(), token->second,
-                            [](const Located& l, const Position& p) { return l.pos < p; }) -
-           all.begin();
-    size_t limit = static_cast<size_t>(req.limit);
-    size_t bytes = 0;
-    size_t first = lo, last = lo;  // the page [first, last)
+
+    std::deque<store::RangeResult> holder;
+    std::vector<BatchRef> refs;
+    RETURN_IF_ERROR(ListBatches(req.group, {&req.stream}, start, end, &holder, &refs));
+    std::function<base::Status(const BatchRef&, std::vector<Located>*)> parse =
+        [&](const BatchRef& ref, std::vector<Located>* out) -> base::Status {
+      ASSIGN_OR_RETURN(Batch b, BatchFromKv(*ref.kv));
+      for (size_t i = 0; i < b.rows.size(); ++i) {
+        Row& r = b.rows[i];
+        if ((start && r.timestamp < *start) || (end && r.timestamp >= *end)) continue;
+        Position pos{r.timestamp, ref.seq, static_cast<int64_t>(i)};
+        if (token && token->first == 'f' && !(token->second < pos)) continue;
+        if (token && token->first == 'b' && !(pos < token->second)) continue;
+        Located l;
+        l.pos = pos;
+        l.event.timestamp = r.timestamp;
+        l.event.ingestion_time = r.ingestion_time;
+        l.event.message = std::move(r.message);
+        out->push_back(std::move(l));
+      }
+      return base::Status::Ok();
+    };
+    std::vector<Located> page;
+    RETURN_IF_ERROR(Select(refs, forward, static_cast<size_t>(req.limit), parse, &page));
+
+    // At most ~1 MB: the events nearest the cursor.
+    size_t first = 0, last = page.size(), bytes = 0;
     if (forward) {
-      last = lo;
-      while (last < hi && last - lo < limit) {
-        bytes += all[last].event.message.size() + kEventOverheadBytes;
-        if (bytes > kMaxGetBytes && last > lo) break;
+      last = 0;
+      while (last < page.size()) {
+        bytes += page[last].event.message.size() + kEventOverheadBytes;
+        if (bytes > kMaxGetBytes && last > 0) break;
         ++last;
       }
-      first = lo;
     } else {
-      first = hi;
-      while (first > lo && hi - first < limit) {
-        bytes += all[first - 1].event.message.size() + kEventOverheadBytes;
-        if (bytes > kMaxGetBytes && first < hi) break;
+      first = page.size();
+      while (first > 0) {
+        bytes += page[first - 1].event.message.size() + kEventOverheadBytes;
+        if (bytes > kMaxGetBytes && first < page.size()) break;
         --first;
       }
-      last = hi;
     }
     GetEventsResult out;
     if (first < last) {
-      out.next_forward_token = PositionToken('f', all[last - 1].pos);
-      out.next_backward_token = PositionToken('b', all[first].pos);
+      out.next_forward_token = PositionToken('f', page[last - 1].pos);
+      out.next_backward_token = PositionToken('b', page[first].pos);
     } else {
       Position at = token ? token->second : Position{0, 0, 0};
       out.next_forward_token = PositionToken('f', at);
       out.next_backward_token = PositionToken('b', at);
     }
-    for (size_t i = first; i < last; ++i) out.events.push_back(std::move(all[i].event));
+    for (size_t i = first; i < last; ++i) out.events.push_back(std::move(page[i].event));
     return out;
   }
 
@@ -796,36 +841,45 @@ class LogsImpl : public Logs {
     RETURN_IF_ERROR(RequireGroup(req.group));
     ASSIGN_OR_RETURN(std::vector<LogStream> streams, AllStreams(req.group));
     std::set<std::string> wanted(req.stream_names.begin(), req.stream_names.end());
-    std::optional<int64_t> start = req.start_time;
+    std::optional<int64_t> start = req.start_time, end = req.end_time;
     if (after && (!start || *start < std::get<0>(*after))) start = std::get<0>(*after);
-    struct Found {
-      FilterPosition pos;
-      StoredEvent event;
-    };
-    std::vector<Found> found;
+    std::vector<const std::string*> names;
     for (const LogStream& s : streams) {
       if (!wanted.empty() && !wanted.count(s.name)) continue;
       if (!req.stream_prefix.empty() &&
           s.name.compare(0, req.stream_prefix.size(), req.stream_prefix) != 0)
         continue;
-      if (!s.last_event_timestamp) continue;
+      if (!s.last_event_timestamp || !s.first_event_timestamp) continue;
       if (start && *s.last_event_timestamp < *start) continue;
-      if (req.end_time && *s.first_event_timestamp >= *req.end_time) continue;
-      std::vector<Located> events;
-      RETURN_IF_ERROR(ReadStream(req.group, s.name, start, req.end_time, &pattern, &events));
-      for (Located& l : events) {
-        Found f;
-        f.pos = FilterPosition{std::get<0>(l.pos), s.name, std::get<1>(l.pos), std::get<2>(l.pos)};
-        if (after && !(*after < f.pos)) continue;
-        f.event = std::move(l.event);
-        f.event.stream = s.name;
-        f.event.event_id =
-            EventId(f.event.timestamp, s.name, std::get<1>(l.pos), std::get<2>(l.pos));
-        found.push_back(std::move(f));
-      }
+      if (end && *s.first_event_timestamp >= *end) continue;
+      names.push_back(&s.name);
     }
-    std::sort(found.begin(), found.end(),
-              [](const Found& a, const Found& b) { return a.pos < b.pos; });
+    std::deque<store::RangeResult> holder;
+    std::vector<BatchRef> refs;
+    RETURN_IF_ERROR(ListBatches(req.group, names, start, end, &holder, &refs));
+    std::function<base::Status(const BatchRef&, std::vector<Found>*)> parse =
+        [&](const BatchRef& ref, std::vector<Found>* out) -> base::Status {
+      ASSIGN_OR_RETURN(Batch b, BatchFromKv(*ref.kv));
+      for (size_t i = 0; i < b.rows.size(); ++i) {
+        Row& r = b.rows[i];
+        if ((start && r.timestamp < *start) || (end && r.timestamp >= *end)) continue;
+        if (!pattern.Matches(r.message)) continue;
+        FilterPosition pos{r.timestamp, *ref.stream, ref.seq, static_cast<int64_t>(i)};
+        if (after && !(*after < pos)) continue;
+        Found f;
+        f.event.timestamp = r.timestamp;
+        f.event.ingestion_time = r.ingestion_time;
+        f.event.message = std::move(r.message);
+        f.event.stream = *ref.stream;
+        f.event.event_id = EventId(r.timestamp, *ref.stream, ref.seq, static_cast<int64_t>(i));
+        f.pos = std::move(pos);
+        out->push_back(std::move(f));
+      }
+      return base::Status::Ok();
+    };
+    // One more than a page: whether there is a next page.
+    std::vector<Found> found;
+    RETURN_IF_ERROR(Select(refs, true, static_cast<size_t>(req.limit) + 1, parse, &found));
     Page<StoredEvent> page;
     size_t bytes = 0;
     for (size_t i = 0; i < found.size(); ++i) {
