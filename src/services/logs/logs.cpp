@@ -615,16 +615,31 @@ class LogsImpl : public Logs {
     {
       std::lock_guard lock(queue_mu_);
       auto& rows = queue_[{group, stream}];
-      for (Event& e : events) {
-        if (e.message.size() + kEventOverheadBytes > kMaxEventBytes)
-          e.message.resize(kMaxEventBytes - kEventOverheadBytes);
-        size_t size = e.message.size() + kEventOverheadBytes;
+      auto queue = [&](int64_t ts, std::string message) {
+        size_t size = message.size() + kEventOverheadBytes;
         if (queued_bytes_ + size > options_.max_queued_bytes) {
           ++dropped_;
-          continue;
+          return;
         }
         queued_bytes_ += size;
-        rows.push_back({std::max<int64_t>(e.timestamp, 0), now, std::move(e.message)});
+        rows.push_back({std::max<int64_t>(ts, 0), now, std::move(message)});
+      };
+      for (Event& e : events) {
+        if (e.message.size() + kEventOverheadBytes <= kMaxEventBytes) {
+          queue(e.timestamp, std::move(e.message));
+          continue;
+        }
+        // Too long for one event: consecutive events, cut at UTF-8 character boundaries.
+        std::string_view rest = e.message;
+        while (!rest.empty()) {
+          size_t cut = std::min(rest.size(), kMaxEventBytes - kEventOverheadBytes);
+          for (size_t back = 0; cut < rest.size() && back < 3 &&
+                                (static_cast<unsigned char>(rest[cut]) & 0xC0) == 0x80;
+               ++back)
+            --cut;
+          queue(e.timestamp, std::string(rest.substr(0, cut)));
+          rest.remove_prefix(cut);
+        }
       }
       wake = queued_bytes_ >= options_.flush_bytes;
     }

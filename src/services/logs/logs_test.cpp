@@ -302,6 +302,24 @@ TEST_F(LogsTest, WriterCreatesBatchesAndSurvivesReopen) {
   EXPECT_EQ(logs_->dropped_events(), 1);
 }
 
+TEST_F(LogsTest, WriterSplitsOverlongLinesAtCharacterBoundaries) {
+  // 300,000 bytes of 3-byte characters: more than one event can hold.
+  std::string line;
+  while (line.size() < 300000) line += "\xE2\x82\xAC";  // €
+  logs_->Append("g", "s", {{kStart, line}});
+  ASSERT_TRUE(logs_->Flush().ok());
+  GetEventsRequest req;
+  req.group = "g";
+  req.stream = "s";
+  req.start_from_head = true;
+  auto got = logs_->GetLogEvents(req);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->events.size(), 2u);
+  EXPECT_LE(got->events[0].message.size() + 26, kMaxEventBytes);
+  EXPECT_EQ(got->events[0].message.size() % 3, 0u);
+  EXPECT_EQ(got->events[0].message + got->events[1].message, line);
+}
+
 TEST_F(LogsTest, BackgroundFlushWithoutFlushCall) {
   logs_->Append("g", "s", {{kStart, "hello"}});
   GetEventsRequest req;

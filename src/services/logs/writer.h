@@ -26,7 +26,7 @@ struct Event {
 // once flush_bytes (512 KB) are queued, in Store Txns of at most 4 MB, creating the group
 // and the stream when missing. Events need not be in time order (reads sort them).
 // PutLogEvents' age limits do not apply (the platform is trusted); a message over 256 KB
-// is truncated, a negative timestamp becomes 0, and events for invalid names are dropped
+// becomes several events, a negative timestamp becomes 0, and events for invalid names are dropped
 // (and logged). When the store cannot keep up and max_queued_bytes (64 MB) are queued,
 // new events are dropped and counted: a logging sandbox never waits on the store.
 // Queued events are lost on a crash (at most ~one flush interval); nothing else is.
