@@ -153,16 +153,18 @@ int RunLogs(const LogsFlags& flags, const server::Config& config) {
   auto creds = FindCredentials(flags, config);
   if (!creds.ok()) return fail(creds.status().message());
   std::string region = config.region;
+  if (const char* r = std::getenv("AWS_DEFAULT_REGION"); r && *r) region = r;
   if (const char* r = std::getenv("AWS_REGION"); r && *r) region = r;
   if (flags.name.empty()) return fail("a function name is required");
   std::string group = flags.name.front() == '/' ? flags.name : "/aws/lambda/" + flags.name;
 
   LogsClient client(*url, *creds, region);
-  int64_t start = base::EpochMillis(base::SystemClock().Now()) - *since;
+  const int64_t since_ms = base::EpochMillis(base::SystemClock().Now()) - *since;
+  int64_t start = since_ms;
+  int64_t newest = since_ms;
   std::set<std::pair<int64_t, std::string>> seen;  // (timestamp, eventId) at or after start
   for (;;) {
     std::string token;
-    int64_t newest = start;
     do {
       json in{{"logGroupName", group}, {"startTime", start}};
       if (!flags.filter_pattern.empty()) in["filterPattern"] = flags.filter_pattern;
@@ -173,25 +175,32 @@ int RunLogs(const LogsFlags& flags, const server::Config& config) {
         if (flags.follow && out.status().code() == base::Code::kNotFound) break;
         return fail(out.status().message());
       }
-      const json& events = (*out)["events"];
-      if (events.is_array()) {
-        for (const json& e : events) {
-          int64_t ts = e.value("timestamp", int64_t{0});
-          std::string id = e.value("eventId", "");
-          if (!seen.insert({ts, id}).second) continue;
-          newest = std::max(newest, ts);
-          std::string msg = e.value("message", "");
-          if (!msg.empty() && msg.back() == '\n') msg.pop_back();
-          std::printf("%s %s %s\n", FormatTimestamp(ts).c_str(),
-                      e.value("logStreamName", "").c_str(), msg.c_str());
+      // json::value() throws on a wrong type; a malformed response must not abort us.
+      try {
+        const json& events = (*out)["events"];
+        if (events.is_array()) {
+          for (const json& e : events) {
+            int64_t ts = e.value("timestamp", int64_t{0});
+            std::string id = e.value("eventId", "");
+            if (!seen.insert({ts, id}).second) continue;
+            newest = std::max(newest, ts);
+            std::string msg = e.value("message", "");
+            if (!msg.empty() && msg.back() == '\n') msg.pop_back();
+            std::printf("%s %s %s\n", FormatTimestamp(ts).c_str(),
+                        e.value("logStreamName", "").c_str(), msg.c_str());
+          }
         }
+        token = out->value("nextToken", "");
+      } catch (const json::exception& e) {
+        return fail(std::string("unexpected FilterLogEvents response: ") + e.what());
       }
-      token = out->value("nextToken", "");
     } while (!token.empty());
     std::fflush(stdout);
     if (!flags.follow) return 0;
-    // Keep polling from the newest timestamp seen; ids remember what was printed there.
-    start = newest;
+    // Keep polling from a little before the newest timestamp seen (events of other streams
+    // may land slightly out of order); ids remember what was already printed.
+    constexpr int64_t kLookbackMs = 5000;
+    start = std::max(since_ms, newest - kLookbackMs);
     seen.erase(seen.begin(), seen.lower_bound({start, ""}));
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
