@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/logs_command.h"
 #include "server/app.h"
 #include "server/config.h"
 #include "server/root_credentials.h"
@@ -85,6 +86,21 @@ int main(int argc, char** argv) {
       "env", "Print shell exports for the server's root credentials and endpoint");
   AddCommonFlags(env_cmd, env_flags);
 
+  CommonFlags logs_common;
+  cli::LogsFlags logs_flags;
+  auto* logs_cmd = app.add_subcommand(
+      "logs", "Print a function's log events (log group /aws/lambda/NAME), like aws logs tail");
+  AddCommonFlags(logs_cmd, logs_common);
+  logs_cmd->add_option("name", logs_flags.name, "Function name, or a log group starting with /")
+      ->required();
+  logs_cmd->add_flag("-f,--follow", logs_flags.follow, "Keep polling for new events (every 1 s)");
+  logs_cmd->add_option("--since", logs_flags.since, "How far back to start: 30s, 10m, 2h, 1d, 1w")
+      ->capture_default_str();
+  logs_cmd->add_option("--endpoint-url", logs_flags.endpoint_url,
+                       "API endpoint (default: $AWS_ENDPOINT_URL, else the listen address)");
+  logs_cmd->add_option("--filter-pattern", logs_flags.filter_pattern,
+                       "Only events matching this CloudWatch Logs filter pattern");
+
 #ifdef STRATUS_HAVE_SANDBOX
   sandbox::RunCommandOptions run_opts;
   auto* sandbox_cmd = app.add_subcommand("sandbox", "Isolation engine tools");
@@ -118,6 +134,12 @@ int main(int argc, char** argv) {
     if (config.dev_any_credentials)
       spdlog::warn("--dev-any-credentials: every request is accepted as the root user");
     return server::RunServer(config);
+  }
+  if (logs_cmd->parsed()) {
+    server::Config config;
+    if (!ResolveConfig(logs_common, config)) return 2;
+    logs_flags.data_dir_given = !logs_common.data_dir.empty();
+    return cli::RunLogs(logs_flags, config);
   }
   if (env_cmd->parsed()) {
     server::Config config;

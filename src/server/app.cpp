@@ -17,6 +17,8 @@
 #include "services/lambda/api.h"
 #include "services/lambda/invoker.h"
 #include "services/lambda/lambda.h"
+#include "services/logs/api.h"
+#include "services/logs/logs.h"
 #include "services/sts/sts.h"
 #include "store/blob_store.h"
 #include "store/store.h"
@@ -91,6 +93,22 @@ std::string LambdaMetrics(const std::map<std::string, lambda::FunctionStats>& st
   return out;
 }
 
+// Function output into CloudWatch Logs, through the Logs writer (batched, never blocking).
+class LambdaLogSink : public lambda::LogSink {
+ public:
+  explicit LambdaLogSink(logs::Writer* w) : writer_(w) {}
+  void Write(const std::string& group, const std::string& stream,
+             std::vector<lambda::LogLine> lines) override {
+    std::vector<logs::Event> events;
+    events.reserve(lines.size());
+    for (auto& l : lines) events.push_back({l.timestamp_ms, std::move(l.message)});
+    writer_->Append(group, stream, std::move(events));
+  }
+
+ private:
+  logs::Writer* writer_;
+};
+
 class AppImpl : public App {
  public:
   base::Status Init(const Config& config) {
@@ -109,6 +127,14 @@ class AppImpl : public App {
     ASSIGN_OR_RETURN(iam_, iam::OpenIam(store_.get(), iopts));
     iam_service_ = iam::MakeIamService(*iam_);
     sts_service_ = sts::MakeStsService(*iam_);
+
+    // Logs before the services that write to it (Lambda, ECS), destroyed after them.
+    logs::Options logopts;
+    logopts.account_id = config.account_id;
+    logopts.region = config.region;
+    ASSIGN_OR_RETURN(logs_, logs::OpenLogs(store_.get(), logopts));
+    logs_service_ = logs::MakeLogsService(*logs_);
+    lambda_logs_ = std::make_unique<LambdaLogSink>(logs_.get());
 
     ASSIGN_OR_RETURN(blobs_, store::OpenBlobStore(config.data_dir + "/blobs", store_.get()));
     lambda::Options lopts;
@@ -167,6 +193,7 @@ class AppImpl : public App {
     edge_->Register(iam_service_.get());
     edge_->Register(sts_service_.get());
     edge_->Register(lambda_service_.get());
+    edge_->Register(logs_service_.get());
 
     edge_->SetGauges([this] {
       auto s = http_->stats();
@@ -208,6 +235,8 @@ class AppImpl : public App {
     invoker_.reset();
     lambda_.reset();
     blobs_.reset();
+    logs_service_.reset();
+    logs_.reset();  // flushes queued log events
     sts_service_.reset();
     iam_service_.reset();
     iam_.reset();
@@ -237,6 +266,8 @@ class AppImpl : public App {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<iam::Iam> iam_;
   std::unique_ptr<aws::Service> iam_service_, sts_service_;
+  std::unique_ptr<logs::Logs> logs_;
+  std::unique_ptr<aws::Service> logs_service_;
   std::unique_ptr<store::BlobStore> blobs_;
   std::unique_ptr<lambda::Lambda> lambda_;
   std::unique_ptr<lambda::LogSink> lambda_logs_;

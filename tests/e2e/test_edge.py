@@ -46,9 +46,10 @@ class EdgeTest(StratusTestCase):
         self.assertClientError(lambda: _call_unknown_query(self.server), "InvalidAction", 400)
 
     def test_unknown_json_service(self):
-        logs = self.server.client("logs")
+        # A JSON 1.1 service Stratus does not implement (Logs used to be the example).
+        ssm = self.server.client("ssm")
         with self.assertRaises(ClientError) as cm:
-            logs.describe_log_groups()
+            ssm.describe_parameters()
         err = cm.exception.response["Error"]
         self.assertEqual(err["Code"], "UnknownOperationException")
         self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 400)
