@@ -1026,6 +1026,10 @@ class InvokerImpl : public Invoker {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) return base::ErrnoError("lambda: pipe for logs");
     base::UniqueFd log_r(p[0]), log_w(p[1]);
+    // Only our end is non-blocking (the completion path drains it on an I/O thread); the
+    // runtime's end blocks as a pipe should.
+    if (fcntl(log_r.get(), F_SETFL, fcntl(log_r.get(), F_GETFL) | O_NONBLOCK) != 0)
+      return base::ErrnoError("lambda: log pipe O_NONBLOCK");
     int s[2];
     if (pipe2(s, O_CLOEXEC) != 0) return base::ErrnoError("lambda: pipe");
     base::UniqueFd stop_r(s[0]), stop_w(s[1]);
@@ -1287,7 +1291,6 @@ class InvokerImpl : public Invoker {
       std::lock_guard lock(env->log_mu);
       fd = env->log_r.get();
       stop = env->log_stop.get();
-      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     }
     for (;;) {
       struct pollfd p[2] = {{fd, POLLIN, 0}, {stop, POLLIN, 0}};
