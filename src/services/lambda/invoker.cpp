@@ -436,8 +436,12 @@ class InvokerImpl : public Invoker {
       pool.ready.pop_front();
       claimed = envs_.at(e->id);
     }
-    RefillLocked(key, pool, prestarts);
-    if (!claimed) return NewEnvLocked(fs);
+    // Building sandboxes competes with the claim for the kernel's mount and namespace locks,
+    // so after a claim the pool is topped up only once that environment asks for work.
+    if (!claimed) {
+      RefillLocked(key, pool, prestarts);
+      return NewEnvLocked(fs);
+    }
     AttachLocked(*claimed, fs);
     claimed->claimed = true;
     claimed->claimed_at = Clock::now();
@@ -744,6 +748,7 @@ class InvokerImpl : public Invoker {
 
   void Next(const std::shared_ptr<Env>& env, http::Responder respond) {
     std::shared_ptr<Invocation> inv;
+    std::vector<std::shared_ptr<Env>> prestarts;
     bool kill = false;
     {
       std::lock_guard lock(mu_);
@@ -766,6 +771,7 @@ class InvokerImpl : public Invoker {
               Ms(Clock::now() - (env->prestart ? env->claimed_at : env->process_started));
           env->report_init = true;
           fs->booting--;
+          if (env->prestart) RefillLocked(env->pool_key, pools_[env->pool_key], &prestarts);
         } else if (env->state == EnvState::kAwaitingNext) {
           fs->awaiting--;
         }
@@ -784,6 +790,7 @@ class InvokerImpl : public Invoker {
       }
       if (kill) KillLocked(*env);
     }
+    for (auto& p : prestarts) StartMonitor(p);
     if (kill) {
       if (respond) respond(JsonResponse(410, ErrorPayload("Gone", "environment is retiring")));
       return;
