@@ -46,6 +46,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
         c.log_level = v.as<std::string>();
       else if (key == "sts_min_duration_seconds")
         c.sts_min_duration_seconds = v.as<int64_t>();
+      else if (key == "ecr_lifecycle_interval_seconds")
+        c.ecr_lifecycle_interval_seconds = v.as<int64_t>();
       else
         return base::InvalidArgument(path + ": unknown key '" + key + "'");
     }
@@ -56,6 +58,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
   }
   if (c.sts_min_duration_seconds < 1 || c.sts_min_duration_seconds > 43200)
     return base::InvalidArgument(path + ": sts_min_duration_seconds must be 1..43200");
+  if (c.ecr_lifecycle_interval_seconds < 1)
+    return base::InvalidArgument(path + ": ecr_lifecycle_interval_seconds must be >= 1");
   if (c.account_id.size() != 12 ||
       c.account_id.find_first_not_of("0123456789") != std::string::npos)
     return base::InvalidArgument(path + ": account_id must be 12 digits");

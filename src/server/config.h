@@ -21,6 +21,8 @@ struct Config {
   std::string log_level = "info";
   // Shortest AssumeRole duration (AWS: 900). A test knob, so expiry can be watched quickly.
   int64_t sts_min_duration_seconds = 900;
+  // How often the ECR lifecycle controller applies lifecycle policies. A test knob too.
+  int64_t ecr_lifecycle_interval_seconds = 600;
 };
 
 // $XDG_DATA_HOME/stratus, ~/.local/share/stratus, or /var/lib/stratus when running as root.
