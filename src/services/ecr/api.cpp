@@ -211,9 +211,7 @@ class EcrApi {
                   "Invalid request parameters: image digest should satisfy the regex "
                   "'[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'");
     auto img = ecr_.GetImage(repo, tag.empty() ? digest : tag);
-    if (!img.ok())
-      return fail(tag.empty() ? "ImageNotFound" : "ImageTagDoesNotMatchDigest",
-                  "Requested image not found");
+    if (!img.ok()) return fail("ImageNotFound", "Requested image not found");
     if (!digest.empty() && img.value().digest != digest)
       return fail("ImageTagDoesNotMatchDigest", "Requested image not found");
     return img.value();
