@@ -286,6 +286,9 @@ class ServerImpl : public Server {
         bhttp::request_parser<bhttp::buffer_body> parser(std::move(head));
         parser.body_limit(opts_.max_streamed_body_bytes);
         std::vector<char> piece(256 * 1024);
+        // Beast reads at most the buffer's free capacity per recv; give it room, or a
+        // large body arrives a few KiB per system call.
+        if (buffer.capacity() < piece.size()) buffer.reserve(piece.size());
         bool sink_ok = true;
         while (!ec && !parser.is_done()) {
           parser.get().body().data = piece.data();
