@@ -248,6 +248,28 @@ class RegistryTest(StratusTestCase):
         s, _, _ = self.anon.request("POST", "/v2/public/busybox/blobs/uploads/")
         self.assertEqual(s, 401)
 
+    def test_iam_decides_what_a_token_may_do(self):
+        iam = self.server.client("iam")
+        iam.create_user(UserName="puller")
+        key = iam.create_access_key(UserName="puller")["AccessKey"]
+        iam.put_user_policy(UserName="puller", PolicyName="pull", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                {"Effect": "Allow", "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                 "Resource": "arn:aws:ecr:us-east-1:000000000000:repository/app"}]}))
+        ecr = self.server.client("ecr", key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+        data = ecr.get_authorization_token()["authorizationData"][0]
+        import base64
+        token = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)[1]
+        user = Registry(self.server, token)
+        d, m = self.reg.push_image("app", "for-puller", [b"puller layer"])
+        s, _, b = user.request("GET", "/v2/app/manifests/for-puller")
+        self.assertEqual((s, b), (200, m))
+        s, _, b = user.request("GET", "/v2/other/manifests/anything")
+        self.assertEqual((s, error_code(b)), (403, "DENIED"))
+        s, _, b = user.request("POST", "/v2/app/blobs/uploads/")
+        self.assertEqual((s, error_code(b)), (403, "DENIED"))
+
     def test_zz_restart_after_kill_keeps_images(self):
         d, m = self.reg.push_image("other", "durable", [os.urandom(1000)])
         self.server.restart(kill=True)
