@@ -73,6 +73,14 @@ class RegistryTest(StratusTestCase):
         self.assertIn(digest(src.encode()), [i["imageDigest"] for i in images])
         tags = json.loads(self.skopeo("list-tags", "--tls-verify=false", f"docker://{host}/app"))
         self.assertIn("latest", tags["Tags"])
+        # Docker schema 2 too: the same image converted on the way in.
+        self.skopeo("copy", "--dest-tls-verify=false", "--format", "v2s2", f"oci:{layout}:bb",
+                    f"docker://{host}/app:docker")
+        raw = json.loads(self.skopeo("inspect", "--raw", "--tls-verify=false",
+                                     f"docker://{host}/app:docker"))
+        self.assertEqual(raw["mediaType"], "application/vnd.docker.distribution.manifest.v2+json")
+        self.skopeo("copy", "--src-tls-verify=false", f"docker://{host}/app:docker",
+                    f"oci:{back}:docker")
 
     def test_base_check_and_challenge(self):
         s, h, _ = self.anon.request("GET", "/v2/")
@@ -269,6 +277,29 @@ class RegistryTest(StratusTestCase):
         self.assertEqual((s, error_code(b)), (403, "DENIED"))
         s, _, b = user.request("POST", "/v2/app/blobs/uploads/")
         self.assertEqual((s, error_code(b)), (403, "DENIED"))
+
+    def test_hostile_requests_never_crash(self):
+        import random
+        rng = random.Random(5)
+        paths = ["/v2/app/manifests/", "/v2/app/blobs/", "/v2/app/blobs/uploads/",
+                 "/v2/app/tags/list", "/v2/_catalog", "/v2/app/referrers/", "/v2/"]
+        junk = ["%00", "..", "sha256:", "sha256:" + "g" * 64, "%zz", "a" * 5000, "/" * 50,
+                "latest?n=-1", "x?last=" + "z" * 3000, "?digest=sha256:" + "0" * 64, ""]
+        for _ in range(200):
+            path = rng.choice(paths) + rng.choice(junk)
+            method = rng.choice(["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"])
+            body = rng.choice([None, b"", os.urandom(rng.randint(1, 2000)), b'{"schemaVersion":2,'
+                               b'"mediaType":"application/vnd.oci.image.index.v1+json",'
+                               b'"manifests":[{"digest":1,"size":"x"}]}'])
+            headers = rng.choice([{}, {"Range": "bytes=99999999999999999999-"},
+                                  {"Content-Range": "5-1"}, {"Content-Type": "x" * 100}])
+            try:
+                s, _, _ = self.reg.request(method, path.replace(" ", ""), body, headers)
+            except Exception as e:  # noqa: BLE001 - a closed connection is fine, a crash is not
+                s = str(e)
+            self.assertNotEqual(s, 500, (method, path))
+        s, _, _ = self.reg.request("GET", "/v2/")
+        self.assertEqual(s, 200)
 
     def test_zz_restart_after_kill_keeps_images(self):
         d, m = self.reg.push_image("other", "durable", [os.urandom(1000)])

@@ -44,6 +44,8 @@ aws::Error ToError(const Failure& f) {
     case Err::kInvalidParameter:
     case Err::kTooLarge:
       return aws::MakeError(400, "InvalidParameterException", f.message);
+    case Err::kTooManyUploads:
+      return aws::MakeError(400, "LimitExceededException", f.message);
     default:
       return aws::MakeError(500, "ServerException", f.message);
   }

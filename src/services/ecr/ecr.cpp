@@ -20,6 +20,8 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
+// Upload sessions each hold an open temp file; bound them.
+constexpr size_t kMaxUploads = 1024;
 const std::string kRepoPrefix = "ecr/repo/";
 const std::string kManifestPrefix = "ecr/manifest/";
 const std::string kTagPrefix = "ecr/tag/";
@@ -823,6 +825,11 @@ class EcrImpl : public Ecr {
 
   Res<std::shared_ptr<Upload>> StartUpload(const std::string& repository,
                                            const std::string& owner) override {
+    {
+      std::lock_guard lock(uploads_mu_);
+      if (uploads_.size() >= kMaxUploads)
+        return Fail(Err::kTooManyUploads, "too many blob uploads in progress; retry later");
+    }
     auto up = NewDetachedUpload(repository, owner);
     if (!up.ok()) return up;
     std::lock_guard lock(uploads_mu_);

@@ -56,6 +56,7 @@ enum class Err {
   kLifecyclePolicyNotFound,
   kRepositoryPolicyNotFound,
   kTooLarge,
+  kTooManyUploads,
   kInternal,
 };
 

@@ -127,6 +127,8 @@ http::Response FromFailure(const Failure& f) {
     case Err::kTooLarge:
       return OciError(413, "SIZE_INVALID", "provided length did not match content length",
                       json{{"message", f.message}});
+    case Err::kTooManyUploads:
+      return OciError(429, "TOOMANYREQUESTS", "too many requests", json{{"message", f.message}});
     default:
       return OciError(500, "UNKNOWN", "unknown error", json{{"message", f.message}});
   }
