@@ -241,7 +241,12 @@ void Edge::HandleRegistry(std::shared_ptr<aws::Call> call, http::Request&& req,
     headers.reserve(req.headers.size());
     for (const auto& h : req.headers) headers.push_back({h.name, h.value});
     auth::HttpRequestView view{req.method, req.path, req.query, &headers, req.body};
-    auto verified = auth::Verify(view, *credentials_, *clock_, {});
+    // A streamed upload body never reached memory: its signed x-amz-content-sha256 stands
+    // in for it (the blob's own digest is checked at commit). Without that header the
+    // signature covers an empty body and fails.
+    auth::VerifyOptions vopts;
+    vopts.verify_payload_hash = req.body_sink == nullptr;
+    auto verified = auth::Verify(view, *credentials_, *clock_, vopts);
     if (auto* failure = std::get_if<auth::AuthFailure>(&verified)) {
       spdlog::info("{} registry auth failed from {}: {}", call->request_id, req.remote_ip,
                    failure->message);
