@@ -1,6 +1,7 @@
 """The OCI Distribution API on /v2/: skopeo round trips with an ECR token, raw chunked
 uploads, mounts, Range reads, bad input that must leave nothing behind, anonymous access,
 and restarts."""
+import hashlib
 import json
 import os
 import shutil
@@ -300,6 +301,36 @@ class RegistryTest(StratusTestCase):
             self.assertNotEqual(s, 500, (method, path))
         s, _, _ = self.reg.request("GET", "/v2/")
         self.assertEqual(s, 200)
+
+    def test_sigv4_works_on_v2(self):
+        import botocore.auth
+        import botocore.awsrequest
+        import botocore.credentials
+        creds = botocore.credentials.Credentials(self.server.access_key, self.server.secret_key)
+
+        def signed(method, path, body=b"", content_sha=False):
+            req = botocore.awsrequest.AWSRequest(
+                method=method, url=f"http://127.0.0.1:{self.server.port}{path}", data=body)
+            if content_sha:
+                req.headers["x-amz-content-sha256"] = hashlib.sha256(body).hexdigest()
+            botocore.auth.SigV4Auth(creds, "ecr", "us-east-1").add_auth(req)
+            return Registry(self.server).request(method, path, body or None, dict(req.headers))
+
+        self.reg.push_image("app", "signed", [b"signed layer"])
+        s, _, b = signed("GET", "/v2/app/tags/list")
+        self.assertEqual(s, 200)
+        self.assertIn("signed", json.loads(b)["tags"])
+        data = os.urandom(2000)
+        # Streamed upload bodies need the signed x-amz-content-sha256 (docs/decisions.md).
+        s, _, _ = signed("POST", f"/v2/app/blobs/uploads/?digest={digest(data)}", data)
+        self.assertEqual(s, 401)
+        s, _, _ = signed("POST", f"/v2/app/blobs/uploads/?digest={digest(data)}", data, True)
+        self.assertEqual(s, 201)
+        bad = Registry(self.server)
+        s, _, b = bad.request("GET", "/v2/app/tags/list", headers={
+            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/ecr/"
+                             "aws4_request, SignedHeaders=host, Signature=00"})
+        self.assertEqual((s, error_code(b)), (401, "UNAUTHORIZED"))
 
     def test_zz_restart_after_kill_keeps_images(self):
         d, m = self.reg.push_image("other", "durable", [os.urandom(1000)])
