@@ -504,6 +504,9 @@ class Handler {
     if (req_.body.empty()) return std::nullopt;
     std::lock_guard lock(up->mu);
     if (!up->writer) return FromFailure({Err::kUploadUnknown, ""});
+    // Another request is streaming into this session: interleaving would corrupt it.
+    if (up->busy)
+      return FromFailure({Err::kRangeInvalid, "another request is writing this upload"});
     base::Status st = up->writer->Write(req_.body);
     up->last_used = std::chrono::steady_clock::now();
     if (!st.ok())
