@@ -145,6 +145,48 @@ class EcrTest(StratusTestCase):
                                                       layerDigests=[digest(b"no")])
         self.assertEqual(out["failures"][0]["failureCode"], "MissingLayerDigest")
 
+    def test_layer_upload_api(self):
+        self.ecr.create_repository(repositoryName="layers")
+        data = b"layer via the ECR API " * 1000
+        up = self.ecr.initiate_layer_upload(repositoryName="layers")["uploadId"]
+        self.ecr.upload_layer_part(repositoryName="layers", uploadId=up, partFirstByte=0,
+                                   partLastByte=9999, layerPartBlob=data[:10000])
+        self.assertClientError(
+            lambda: self.ecr.upload_layer_part(repositoryName="layers", uploadId=up,
+                                               partFirstByte=5, partLastByte=9,
+                                               layerPartBlob=data[:5]),
+            "InvalidLayerPartException")
+        out = self.ecr.upload_layer_part(repositoryName="layers", uploadId=up,
+                                         partFirstByte=10000, partLastByte=len(data) - 1,
+                                         layerPartBlob=data[10000:])
+        self.assertEqual(out["lastByteReceived"], len(data) - 1)
+        out = self.ecr.complete_layer_upload(repositoryName="layers", uploadId=up,
+                                             layerDigests=[digest(data)])
+        self.assertEqual(out["layerDigest"], digest(data))
+        avail = self.ecr.batch_check_layer_availability(repositoryName="layers",
+                                                        layerDigests=[digest(data)])
+        self.assertEqual(avail["layers"][0]["layerAvailability"], "AVAILABLE")
+        url = self.ecr.get_download_url_for_layer(repositoryName="layers",
+                                                  layerDigest=digest(data))["downloadUrl"]
+        s, _, body = self.reg.request("GET", url.split(str(self.server.port), 1)[1])
+        self.assertEqual((s, body), (200, data))
+        # A wrong digest keeps nothing; the session is gone.
+        up = self.ecr.initiate_layer_upload(repositoryName="layers")["uploadId"]
+        self.ecr.upload_layer_part(repositoryName="layers", uploadId=up, partFirstByte=0,
+                                   partLastByte=2, layerPartBlob=b"abc")
+        self.assertClientError(
+            lambda: self.ecr.complete_layer_upload(repositoryName="layers", uploadId=up,
+                                                   layerDigests=[digest(b"xyz")]),
+            "InvalidLayerException")
+        self.assertClientError(
+            lambda: self.ecr.complete_layer_upload(repositoryName="layers", uploadId=up,
+                                                   layerDigests=[digest(b"abc")]),
+            "UploadNotFoundException")
+        self.assertClientError(
+            lambda: self.ecr.get_download_url_for_layer(repositoryName="layers",
+                                                        layerDigest=digest(b"abc")),
+            "LayersNotFoundException")
+
     def test_pagination(self):
         for i in range(3):
             self.ecr.create_repository(repositoryName=f"page/r{i}")

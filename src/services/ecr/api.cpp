@@ -457,6 +457,96 @@ class EcrApi {
                 {"policyText", before.value().policy}};
   }
 
+  // ---- the layer-upload API (what `aws ecr` itself offers for pushing) ----
+  static std::string Owner(const Call& call) { return "akid:" + call.access_key_id; }
+
+  Outcome<json> InitiateLayerUpload(const json& in, const Call& call) {
+    auto name = RepoName(in);
+    if (!name.ok()) return name.error();
+    auto up = ecr_.StartUpload(name.value(), Owner(call));
+    if (!up.ok()) return ToError(up.failure());
+    return json{{"uploadId", up.value()->id}, {"partSize", 20 * 1024 * 1024}};
+  }
+
+  Outcome<std::shared_ptr<Upload>> FindUpload(const json& in, const Call& call) {
+    auto up = ecr_.FindUpload(Str(in, "repositoryName"), Str(in, "uploadId"));
+    if (!up || up->owner != Owner(call))
+      return aws::MakeError(400, "UploadNotFoundException",
+                            "The upload with id '" + Str(in, "uploadId") +
+                                "' does not exist in the registry with id '" +
+                                ecr_.options().account_id + "'");
+    return up;
+  }
+
+  Outcome<json> UploadLayerPart(const json& in, const Call& call) {
+    auto name = RepoName(in);
+    if (!name.ok()) return name.error();
+    auto repo = ecr_.GetRepository(name.value());
+    if (!repo.ok()) return ToError(repo.failure());
+    auto up = FindUpload(in, call);
+    if (!up.ok()) return up.error();
+    auto first = in.find("partFirstByte"), last = in.find("partLastByte");
+    auto blob = base::Base64Decode(Str(in, "layerPartBlob"));
+    if (first == in.end() || last == in.end() || !first->is_number_unsigned() ||
+        !last->is_number_unsigned() || !blob)
+      return InvalidParameter("partFirstByte, partLastByte and layerPartBlob are required");
+    std::lock_guard lock(up.value()->mu);
+    auto& w = up.value()->writer;
+    if (!w || up.value()->busy || first->get<uint64_t>() != w->size() ||
+        last->get<uint64_t>() + 1 != w->size() + blob->size())
+      return aws::MakeError(400, "InvalidLayerPartException",
+                            "The layer part does not follow the bytes received so far (" +
+                                std::to_string(w ? w->size() : 0) + ")");
+    base::Status st = w->Write(*blob);
+    if (!st.ok()) return aws::MakeError(500, "ServerException", st.ToString());
+    up.value()->last_used = std::chrono::steady_clock::now();
+    return json{{"registryId", ecr_.options().account_id},
+                {"repositoryName", name.value()},
+                {"uploadId", up.value()->id},
+                {"lastByteReceived", w->size() == 0 ? 0 : w->size() - 1}};
+  }
+
+  Outcome<json> CompleteLayerUpload(const json& in, const Call& call) {
+    auto name = RepoName(in);
+    if (!name.ok()) return name.error();
+    auto up = FindUpload(in, call);
+    if (!up.ok()) return up.error();
+    auto digests = in.find("layerDigests");
+    if (digests == in.end() || !digests->is_array() || digests->size() != 1 ||
+        !(*digests)[0].is_string())
+      return InvalidParameter("layerDigests must hold exactly one digest");
+    std::string digest = (*digests)[0].get<std::string>();
+    auto done = ecr_.CompleteUpload(up.value(), digest);
+    if (!done.ok()) {
+      if (done.failure().code == Err::kDigestInvalid)
+        return aws::MakeError(400, "InvalidLayerException",
+                              "The layer digest calculation performed by Amazon ECR upon receipt "
+                              "of the image layer does not match the digest specified");
+      return ToError(done.failure());
+    }
+    return json{{"registryId", ecr_.options().account_id},
+                {"repositoryName", name.value()},
+                {"uploadId", up.value()->id},
+                {"layerDigest", done.value()}};
+  }
+
+  Outcome<json> GetDownloadUrlForLayer(const json& in) {
+    auto name = RepoName(in);
+    if (!name.ok()) return name.error();
+    auto repo = ecr_.GetRepository(name.value());
+    if (!repo.ok()) return ToError(repo.failure());
+    std::string digest = Str(in, "layerDigest");
+    if (!store::IsValidDigest(digest) || !ecr_.BlobSize(name.value(), digest).ok())
+      return aws::MakeError(400, "LayersNotFoundException",
+                            "The image layer '" + digest.substr(0, 200) +
+                                "' does not exist within the repository with name '" +
+                                name.value() + "' in the registry with id '" +
+                                ecr_.options().account_id + "'");
+    return json{{"downloadUrl", "http://" + ecr_.options().registry_host + "/v2/" + name.value() +
+                                    "/blobs/" + digest},
+                {"layerDigest", digest}};
+  }
+
   Outcome<json> BatchCheckLayerAvailability(const json& in) {
     auto name = RepoName(in);
     if (!name.ok()) return name.error();
@@ -525,7 +615,14 @@ std::unique_ptr<aws::Service> MakeEcrService(Ecr& ecr) {
   ECR_OP(GetRepositoryPolicy);
   ECR_OP(DeleteRepositoryPolicy);
   ECR_OP(BatchCheckLayerAvailability);
+  ECR_OP(GetDownloadUrlForLayer);
 #undef ECR_OP
+  add("InitiateLayerUpload",
+      [](EcrApi& a, const json& in, Call& call) { return a.InitiateLayerUpload(in, call); });
+  add("UploadLayerPart",
+      [](EcrApi& a, const json& in, Call& call) { return a.UploadLayerPart(in, call); });
+  add("CompleteLayerUpload",
+      [](EcrApi& a, const json& in, Call& call) { return a.CompleteLayerUpload(in, call); });
   add(
       "DescribeRepositories",
       [](EcrApi& a, const json& in, Call&) { return a.DescribeRepositories(in); }, false);
