@@ -194,6 +194,16 @@ class RegistryTest(StratusTestCase):
         self.assertEqual((s, error_code(b)), (400, "DIGEST_INVALID"))
         s, h, b = self.reg.request("GET", f"/v2/app/manifests/{d}")
         self.assertEqual((s, b, h["docker-content-digest"]), (200, m, d))
+        s, h, b = self.reg.request("HEAD", f"/v2/app/manifests/good")
+        self.assertEqual((s, int(h["content-length"]), b), (200, len(m), b""))
+        # An OCI manifest is not served to a client that only accepts Docker types.
+        docker_only = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+        s, _, b = self.reg.request("GET", f"/v2/app/manifests/{d}", headers=docker_only)
+        self.assertEqual((s, error_code(b)), (404, "MANIFEST_UNKNOWN"))
+        both = {"Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                          "application/vnd.oci.image.manifest.v1+json"}
+        s, _, b = self.reg.request("GET", f"/v2/app/manifests/{d}", headers=both)
+        self.assertEqual(s, 200)
 
     def test_push_to_missing_repository_is_name_unknown(self):
         s, _, b = self.reg.request("POST", "/v2/nope/blobs/uploads/")

@@ -358,6 +358,27 @@ class Handler {
                       "invalid reference");
     auto img = ecr_.GetImage(name, ref);
     if (!img.ok()) return FromFailure(img.failure());
+    // As the distribution registry: an OCI manifest goes only to clients that accept OCI
+    // (Docker types are served whatever Accept says).
+    const std::string& type = img.value().media_type;
+    if (StartsWith(type, "application/vnd.oci.")) {
+      bool listed = false, any = false, wildcard = false;
+      for (const auto& h : req_.headers) {
+        if (!base::EqualsIgnoreCase(h.name, "Accept")) continue;
+        for (std::string_view item : base::Split(h.value, ',')) {
+          std::string_view v = base::Trim(item.substr(0, item.find(';')));
+          if (v.empty()) continue;
+          any = true;
+          if (v == "*/*") wildcard = true;
+          if (v == type) listed = true;
+        }
+      }
+      if (any && !listed && !wildcard)
+        return OciError(404, "MANIFEST_UNKNOWN", "manifest unknown",
+                        json{{"message",
+                              "OCI manifest found, but the Accept header does not "
+                              "support OCI manifests"}});
+    }
     auto bytes = ecr_.ReadManifest(name, img.value().digest);
     if (!bytes.ok()) return FromFailure(bytes.failure());
     http::Response r = Base(200);
