@@ -7,6 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "base/crypto.h"
+#include "base/strings.h"
+#include "services/ecr/api.h"
+#include "services/ecr/registry.h"
 
 namespace ecr {
 namespace {
@@ -202,6 +205,134 @@ TEST_F(EcrTest, TokensExpire) {
   EXPECT_FALSE(ecr_->LookupToken("nope").has_value());
   clock_.Advance(std::chrono::hours(13));
   EXPECT_FALSE(ecr_->LookupToken(t.value().token).has_value());
+}
+
+// The JSON API and the /v2/ front end, driven in process.
+class FrontTest : public EcrTest {
+ protected:
+  void SetUp() override {
+    EcrTest::SetUp();
+    api_ = MakeEcrService(*ecr_);
+    registry_ = std::make_unique<Registry>(*ecr_);
+  }
+  http::Response Api(const std::string& op, const json& body) {
+    http::Request r;
+    r.method = "POST";
+    r.path = "/";
+    r.headers.push_back({"X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921." + op});
+    r.body = body.dump();
+    aws::Call call;
+    call.request_id = "rid";
+    call.access_key_id = "AKIDTEST";
+    http::Response out;
+    api_->Handle(call, std::move(r), [&](http::Response x) { out = std::move(x); });
+    return out;
+  }
+  static std::string Code(const http::Response& r) {
+    auto j = json::parse(r.body, nullptr, false);
+    return j.is_object() ? j.value("__type", std::string()) : "";
+  }
+  http::Response V2(const std::string& method, const std::string& target, std::string body = {},
+                    bool signed_in = true) {
+    http::Request r;
+    r.method = method;
+    r.target = target;
+    size_t q = target.find('?');
+    r.path = target.substr(0, q);
+    if (q != std::string::npos) r.query = target.substr(q + 1);
+    r.body = std::move(body);
+    aws::Call call;
+    if (signed_in) {
+      call.access_key_id = "AKIDTEST";
+      call.principal.arn = "arn:aws:iam::000000000000:root";
+    }
+    http::Response out;
+    registry_->Handle(call, std::move(r), [&](http::Response x) { out = std::move(x); });
+    return out;
+  }
+  static std::string OciCode(const http::Response& r) {
+    auto j = json::parse(r.body, nullptr, false);
+    return j.is_object() ? j["errors"][0].value("code", std::string()) : "";
+  }
+  std::unique_ptr<aws::Service> api_;
+  std::unique_ptr<Registry> registry_;
+};
+
+TEST_F(FrontTest, ApiErrorCodes) {
+  struct Case {
+    std::string op;
+    json body;
+    std::string code;
+  };
+  ASSERT_EQ(Api("CreateRepository", {{"repositoryName", "app"}}).status, 200);
+  std::vector<Case> cases = {
+      {"CreateRepository", {{"repositoryName", "app"}}, "RepositoryAlreadyExistsException"},
+      {"CreateRepository", {{"repositoryName", "UPPER"}}, "InvalidParameterException"},
+      {"CreateRepository", json::object(), "InvalidParameterException"},
+      {"DescribeRepositories", {{"repositoryNames", {"nope"}}}, "RepositoryNotFoundException"},
+      {"DeleteRepository", {{"repositoryName", "nope"}}, "RepositoryNotFoundException"},
+      {"DescribeImages",
+       {{"repositoryName", "app"}, {"imageIds", {{{"imageTag", "x"}}}}},
+       "ImageNotFoundException"},
+      {"GetLifecyclePolicy", {{"repositoryName", "app"}}, "LifecyclePolicyNotFoundException"},
+      {"DeleteLifecyclePolicy", {{"repositoryName", "app"}}, "LifecyclePolicyNotFoundException"},
+      {"GetRepositoryPolicy", {{"repositoryName", "app"}}, "RepositoryPolicyNotFoundException"},
+      {"PutLifecyclePolicy",
+       {{"repositoryName", "app"}, {"lifecyclePolicyText", "nope"}},
+       "InvalidParameterException"},
+      {"PutImage",
+       {{"repositoryName", "app"}, {"imageManifest", "{"}},
+       "InvalidParameterException"},
+      {"PutImageTagMutability",
+       {{"repositoryName", "app"}, {"imageTagMutability", "X"}},
+       "InvalidParameterException"},
+      {"UploadLayerPart",
+       {{"repositoryName", "app"}, {"uploadId", "nope"}},
+       "UploadNotFoundException"},
+      {"ListImages", {{"repositoryName", "app"}, {"maxResults", 0}}, "InvalidParameterException"},
+  };
+  for (const auto& c : cases) {
+    http::Response r = Api(c.op, c.body);
+    EXPECT_EQ(r.status, 400) << c.op << " " << r.body;
+    EXPECT_EQ(Code(r), c.code) << c.op << " " << r.body;
+  }
+}
+
+TEST_F(FrontTest, RegistryPushPullAndErrors) {
+  ASSERT_TRUE(ecr_->CreateRepository("app", false, false).ok());
+  EXPECT_EQ(V2("GET", "/v2/").status, 200);
+  http::Response anon = V2("GET", "/v2/", {}, false);
+  EXPECT_EQ(anon.status, 401);
+  ASSERT_NE(anon.Find("WWW-Authenticate"), nullptr);
+  std::string data = "blob bytes";
+  std::string d = Digest(data);
+  EXPECT_EQ(V2("POST", "/v2/app/blobs/uploads/?digest=" + d, data).status, 201);
+  http::Response get = V2("GET", "/v2/app/blobs/" + d);
+  EXPECT_EQ(get.status, 200);
+  EXPECT_EQ(get.body_file_length, data.size());
+  EXPECT_EQ(*get.Find("Docker-Content-Digest"), d);
+  EXPECT_EQ(OciCode(V2("POST", "/v2/nope/blobs/uploads/")), "NAME_UNKNOWN");
+  EXPECT_EQ(OciCode(V2("GET", "/v2/app/blobs/" + Digest("none"))), "BLOB_UNKNOWN");
+  EXPECT_EQ(OciCode(V2("GET", "/v2/app/manifests/none")), "MANIFEST_UNKNOWN");
+  EXPECT_EQ(OciCode(V2("PUT", "/v2/app/manifests/v1", "{}")), "MANIFEST_INVALID");
+  EXPECT_EQ(OciCode(V2("GET", "/v2/app/blobs/uploads/nope")), "BLOB_UPLOAD_UNKNOWN");
+  EXPECT_EQ(V2("OPTIONS", "/v2/app/tags/list").status, 405);
+  EXPECT_EQ(OciCode(V2("GET", "/v2/app/blobs/" + d, {}, false)), "UNAUTHORIZED");
+  http::Response range = [&] {
+    http::Request r;
+    r.method = "GET";
+    r.path = "/v2/app/blobs/" + d;
+    r.headers.push_back({"Range", "bytes=2-4"});
+    aws::Call call;
+    call.access_key_id = "AKIDTEST";
+    http::Response out;
+    registry_->Handle(call, std::move(r), [&](http::Response x) { out = std::move(x); });
+    return out;
+  }();
+  EXPECT_EQ(range.status, 206);
+  EXPECT_EQ(range.body_file_offset, 2u);
+  EXPECT_EQ(range.body_file_length, 3u);
+  EXPECT_EQ(*range.Find("Content-Range"), "bytes 2-4/" + std::to_string(data.size()));
 }
 
 TEST(EcrPolicy, AnonymousPull) {
