@@ -9,9 +9,10 @@ build_pkgs=(build-essential cmake ninja-build ccache pkg-config clang-format
   libseccomp-dev libyaml-cpp-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 # End-to-end tests drive the server with Debian's boto3 and aws CLI; sandbox tests need
-# busybox-static roots and iproute2.
-test_pkgs=(python3 python3-boto3 awscli curl busybox-static iproute2 util-linux)
-bench_pkgs=(wrk nginx-light runc python3 python3-botocore curl busybox-static)
+# busybox-static roots and iproute2; registry tests push and pull with skopeo and build
+# OCI layouts with umoci.
+test_pkgs=(python3 python3-boto3 awscli curl busybox-static iproute2 util-linux skopeo umoci)
+bench_pkgs=(wrk nginx-light runc python3 python3-botocore curl busybox-static docker-registry)
 
 pkgs=("${build_pkgs[@]}")
 case $what in

@@ -1,12 +1,15 @@
 #include "http/server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -323,27 +326,74 @@ class ServerImpl : public Server {
     beast::flat_buffer buffer;
     for (;;) {
       if (stopping_ || site->closed) break;
-      bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(opts_.max_header_bytes);
-      parser.body_limit(opts_.max_body_bytes);
+      bhttp::request_parser<bhttp::empty_body> head;
+      head.header_limit(opts_.max_header_bytes);
+      head.body_limit(
+          std::numeric_limits<uint64_t>::max());  // checked below, once we know whether it streams
       conn.stream.expires_after(opts_.idle_timeout);
       boost::system::error_code ec;
       // Read the header first (idle timeout), then the body (read timeout).
-      co_await bhttp::async_read_header(conn.stream, buffer, parser,
+      co_await bhttp::async_read_header(conn.stream, buffer, head,
                                         asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec && !parser.is_done()) {
+      Request req;
+      std::shared_ptr<BodySink> sink;
+      if (!ec) {
+        const auto& msg = head.get();
+        req.method = std::string(msg.method_string());
+        req.target = std::string(msg.target());
+        size_t q = req.target.find('?');
+        req.path = req.target.substr(0, q);
+        if (q != std::string::npos) req.query = req.target.substr(q + 1);
+        req.headers.reserve(16);
+        for (const auto& f : msg)
+          req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+        req.remote_ip = remote;
+        if (!head.is_done() && opts_.stream_body) sink = opts_.stream_body(req);
+        uint64_t limit = sink ? opts_.max_streamed_body_bytes : opts_.max_body_bytes;
+        if (head.content_length() && *head.content_length() > limit) ec = bhttp::error::body_limit;
+      }
+      if (!ec && !head.is_done()) {
         conn.stream.expires_after(opts_.read_timeout);
         // Clients that ask first (the AWS CLI does for large uploads) wait for this.
-        auto expect = parser.get().find(bhttp::field::expect);
-        if (expect != parser.get().end() && beast::iequals(expect->value(), "100-continue")) {
+        auto expect = head.get().find(bhttp::field::expect);
+        if (expect != head.get().end() && beast::iequals(expect->value(), "100-continue")) {
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
           co_await asio::async_write(conn.stream, asio::buffer(kContinue),
                                      asio::redirect_error(asio::use_awaitable, ec));
         }
       }
-      if (!ec && !parser.is_done()) {
-        co_await bhttp::async_read(conn.stream, buffer, parser,
-                                   asio::redirect_error(asio::use_awaitable, ec));
+      bool keep_alive = false;
+      if (!ec && sink) {
+        // Streamed body: fixed-size pieces into the sink; the timeout is per piece.
+        bhttp::request_parser<bhttp::buffer_body> parser(std::move(head));
+        parser.body_limit(opts_.max_streamed_body_bytes);
+        std::vector<char> piece(256 * 1024);
+        // Beast reads at most the buffer's free capacity per recv; give it room, or a
+        // large body arrives a few KiB per system call.
+        if (buffer.capacity() < piece.size()) buffer.reserve(piece.size());
+        bool sink_ok = true;
+        while (!ec && !parser.is_done()) {
+          parser.get().body().data = piece.data();
+          parser.get().body().size = piece.size();
+          conn.stream.expires_after(opts_.read_timeout);
+          co_await bhttp::async_read(conn.stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+          if (ec == bhttp::error::need_buffer) ec = {};
+          if (ec) break;
+          size_t got = piece.size() - parser.get().body().size;
+          req.streamed_bytes += got;
+          if (got > 0 && sink_ok) sink_ok = sink->Write(std::string_view(piece.data(), got)).ok();
+        }
+        keep_alive = parser.get().keep_alive();
+        req.body_sink = std::move(sink);
+      } else if (!ec) {
+        bhttp::request_parser<bhttp::string_body> parser(std::move(head));
+        parser.body_limit(opts_.max_body_bytes);
+        if (!parser.is_done())
+          co_await bhttp::async_read(conn.stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+        keep_alive = parser.get().keep_alive();
+        req.body = std::move(parser.get().body());
       }
       if (ec) {
         if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
@@ -361,19 +411,7 @@ class ServerImpl : public Server {
       }
       conn.busy = true;
       ++requests_;
-      auto& msg = parser.get();
-      bool keep_alive = msg.keep_alive();
-      Request req;
-      req.method = std::string(msg.method_string());
-      req.target = std::string(msg.target());
-      size_t q = req.target.find('?');
-      req.path = req.target.substr(0, q);
-      if (q != std::string::npos) req.query = req.target.substr(q + 1);
-      req.headers.reserve(16);
-      for (const auto& f : msg)
-        req.headers.push_back({std::string(f.name_string()), std::string(f.value())});
-      req.body = std::move(msg.body());
-      req.remote_ip = remote;
+      bool is_head = req.method == "HEAD";
       auto pending = std::make_shared<PendingResponse>();
       site->handler(std::move(req), MakeResponder(pending));
       Response resp;
@@ -388,16 +426,36 @@ class ServerImpl : public Server {
       }
       if (!ready) resp = co_await AwaitLateResponse(pending, io->ctx, asio::use_awaitable);
 
-      bhttp::response<bhttp::string_body> out;
-      out.version(11);
-      out.result(static_cast<unsigned>(resp.status));
-      for (auto& h : resp.headers) out.insert(h.name, h.value);
-      out.body() = std::move(resp.body);
       bool close = !keep_alive || stopping_.load() || site->closed;
-      out.keep_alive(!close);
-      out.prepare_payload();
       conn.stream.expires_after(opts_.read_timeout);
-      co_await bhttp::async_write(conn.stream, out, asio::redirect_error(asio::use_awaitable, ec));
+      if (resp.body_file || is_head) {
+        // Header only (HEAD), or header then the file's bytes with sendfile(2).
+        bhttp::response<bhttp::empty_body> out;
+        out.version(11);
+        out.result(static_cast<unsigned>(resp.status));
+        for (auto& h : resp.headers) out.insert(h.name, h.value);
+        uint64_t length = resp.body_file ? resp.body_file_length : resp.body.size();
+        if (is_head && resp.head_content_length >= 0)
+          length = static_cast<uint64_t>(resp.head_content_length);
+        if (resp.status != 204 && resp.status != 304 && resp.status >= 200)
+          out.content_length(length);
+        out.keep_alive(!close);
+        co_await bhttp::async_write(conn.stream, out,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec && !is_head && resp.body_file)
+          ec = co_await SendFile(conn, resp.body_file->get(), resp.body_file_offset,
+                                 resp.body_file_length);
+      } else {
+        bhttp::response<bhttp::string_body> out;
+        out.version(11);
+        out.result(static_cast<unsigned>(resp.status));
+        for (auto& h : resp.headers) out.insert(h.name, h.value);
+        out.body() = std::move(resp.body);
+        out.keep_alive(!close);
+        out.prepare_payload();
+        co_await bhttp::async_write(conn.stream, out,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+      }
       conn.busy = false;
       if (ec || close) break;
     }
@@ -407,6 +465,38 @@ class ServerImpl : public Server {
     io->connections.erase(self_it);
     if (site->adopted) site->connections.erase(site_it);
     --open_;
+  }
+
+  // Sends [offset, offset+length) of `fd` on the connection's socket with sendfile(2),
+  // waiting for writability when the socket buffer is full.
+  asio::awaitable<boost::system::error_code> SendFile(Connection& conn, int fd, uint64_t offset,
+                                                      uint64_t length) {
+    boost::system::error_code ec;
+    auto& sock = conn.stream.socket();
+    sock.native_non_blocking(true, ec);
+    if (ec) co_return ec;
+    off_t off = static_cast<off_t>(offset);
+    uint64_t left = length;
+    while (left > 0) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(left, 1ull << 30));
+      ssize_t n = ::sendfile(sock.native_handle(), fd, &off, want);
+      if (n > 0) {
+        left -= static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        co_await sock.async_wait(tcp::socket::wait_write,
+                                 asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return ec;
+        continue;
+      }
+      // The file ended early (n == 0) or the socket failed: the response is cut short,
+      // so the connection must close.
+      co_return n == 0 ? asio::error::make_error_code(asio::error::eof)
+                       : boost::system::error_code(errno, boost::system::system_category());
+    }
+    co_return ec;
   }
 
   asio::awaitable<void> WriteSimple(Connection& conn, int status, std::string_view why) {

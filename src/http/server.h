@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,16 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{120};
   std::chrono::seconds read_timeout{60};  // a request must arrive whole within this
   std::chrono::seconds shutdown_grace{30};
+
+  // Streaming request bodies (registry blob uploads). Called on the I/O thread with the
+  // request's method, target, path, query, headers and remote_ip once its header has
+  // arrived (body empty). Returning a sink makes the server stream the body into it
+  // instead of buffering it: max_body_bytes does not apply (max_streamed_body_bytes
+  // does), and the read timeout applies per piece rather than to the whole body. The
+  // handler then gets the request with `body` empty and `body_sink` set. Returning null
+  // (or leaving this unset) keeps the buffered path. Must not throw.
+  std::function<std::shared_ptr<BodySink>(const Request& head)> stream_body;
+  uint64_t max_streamed_body_bytes = 64ull * 1024 * 1024 * 1024;
 };
 
 struct ServerStats {

@@ -1,13 +1,16 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -240,6 +243,95 @@ TEST(AdoptTest, ServesAnAdoptedSocketWithItsOwnHandlerAndClosesItOnDestroy) {
   EXPECT_FALSE(server->Adopt(base::UniqueFd(), Echo()).ok());
   server->Shutdown();
   runner.join();
+}
+
+// Collects streamed pieces.
+class Collect : public BodySink {
+ public:
+  base::Status Write(std::string_view data) override {
+    std::lock_guard lock(mu);
+    got.append(data);
+    ++pieces;
+    return base::Status::Ok();
+  }
+  std::mutex mu;
+  std::string got;
+  int pieces = 0;
+};
+
+TEST_F(ServerTest, StreamedBodiesBypassTheBufferedLimit) {
+  auto sink = std::make_shared<Collect>();
+  ServerOptions o;
+  o.max_body_bytes = 100;
+  o.stream_body = [sink](const Request& head) -> std::shared_ptr<BodySink> {
+    EXPECT_TRUE(head.body.empty());
+    if (head.path == "/stream") return sink;
+    return nullptr;
+  };
+  Start(
+      [](Request&& req, Responder respond) {
+        Response r;
+        r.body = std::to_string(req.streamed_bytes) + "/" + std::to_string(req.body.size()) +
+                 (req.body_sink ? "/sink" : "/buffered");
+        respond(std::move(r));
+      },
+      o);
+  std::string body(1 << 20, 'z');
+  body[12345] = 'y';
+  RawClient c(server_->port());
+  c.Send("PUT /stream HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body);
+  EXPECT_NE(c.ReadUntil("/sink").find(std::to_string(body.size()) + "/0/sink"), std::string::npos);
+  {
+    std::lock_guard lock(sink->mu);
+    EXPECT_EQ(sink->got, body);
+    EXPECT_GT(sink->pieces, 1);
+  }
+  // Chunked transfer encoding streams too; other paths keep the limit.
+  c.Send(
+      "POST /stream HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  EXPECT_NE(c.ReadUntil("5/0/sink").find("5/0/sink"), std::string::npos);
+  RawClient d(server_->port());
+  d.Send("POST /other HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n");
+  EXPECT_EQ(d.ReadAll().rfind("HTTP/1.1 413", 0), 0u);
+}
+
+TEST_F(ServerTest, SendsFileRangesAndAnswersHeadWithoutBody) {
+  char path[] = "/tmp/http_sendfile_XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::string content;
+  for (int i = 0; i < 300000; ++i) content.push_back(static_cast<char>('a' + i % 26));
+  ASSERT_EQ(::write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  ::close(fd);
+  std::string file = path;
+  Start([file](Request&& req, Responder respond) {
+    Response r;
+    r.body_file = std::make_shared<base::UniqueFd>(::open(file.c_str(), O_RDONLY));
+    r.body_file_offset = 5;
+    r.body_file_length = 250000;
+    if (req.method == "HEAD") r.head_content_length = 250000;
+    respond(std::move(r));
+  });
+  RawClient c(server_->port());
+  c.Send(
+      "GET /f HTTP/1.1\r\nHost: h\r\n\r\nHEAD /f HTTP/1.1\r\nHost: h\r\n\r\n"
+      "GET /f HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  std::string all = c.ReadAll();
+  ::unlink(path);
+  std::string expect = content.substr(5, 250000);
+  size_t first = all.find("\r\n\r\n");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_NE(all.find("Content-Length: 250000"), std::string::npos);
+  EXPECT_EQ(all.substr(first + 4, expect.size()), expect);
+  // Then the HEAD answer (header only), then the second GET in full.
+  std::string rest = all.substr(first + 4 + expect.size());
+  EXPECT_EQ(rest.rfind("HTTP/1.1 200", 0), 0u);
+  size_t head_end = rest.find("\r\n\r\n");
+  std::string after_head = rest.substr(head_end + 4);
+  EXPECT_EQ(after_head.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(after_head.substr(after_head.find("\r\n\r\n") + 4), expect);
 }
 
 }  // namespace

@@ -13,6 +13,9 @@
 #include "server/metered_store.h"
 #include "server/metrics.h"
 #include "server/root_credentials.h"
+#include "services/ecr/api.h"
+#include "services/ecr/ecr.h"
+#include "services/ecr/registry.h"
 #include "services/iam/iam.h"
 #include "services/lambda/api.h"
 #include "services/lambda/invoker.h"
@@ -143,6 +146,11 @@ class AppImpl : public App {
     lopts.account_concurrency = config.lambda_account_concurrency;
     ASSIGN_OR_RETURN(lambda_, lambda::OpenLambda(store_.get(), blobs_.get(), lopts));
 
+    ecr::Options ecr_opts;
+    ecr_opts.account_id = config.account_id;
+    ecr_opts.region = config.region;
+    ecr_opts.lifecycle_interval = std::chrono::seconds(config.ecr_lifecycle_interval_seconds);
+
     // The listener exists before the services so that the invoker can serve each function
     // sandbox's Runtime API and AWS endpoint on its I/O threads.
     ASSIGN_OR_RETURN(HostPort hp, ParseListen(config.listen));
@@ -152,6 +160,12 @@ class AppImpl : public App {
     hopts.threads = config.io_threads;
     hopts.max_header_bytes = config.max_header_bytes;
     hopts.max_body_bytes = config.max_body_bytes;
+    // Registry blob uploads stream to disk instead of being buffered (and are not bound
+    // by max_body_bytes); see ecr::Registry::OpenBodySink.
+    hopts.stream_body = [this](const http::Request& head) -> std::shared_ptr<http::BodySink> {
+      if (registry_ == nullptr || !ecr::Registry::Owns(head.path)) return nullptr;
+      return registry_->OpenBodySink(head);
+    };
     ASSIGN_OR_RETURN(
         http_, http::Server::Create(hopts, [this](http::Request&& r, http::Responder respond) {
           edge_->Handle(std::move(r), std::move(respond));
@@ -195,6 +209,15 @@ class AppImpl : public App {
     edge_->Register(lambda_service_.get());
     edge_->Register(logs_service_.get());
 
+    // repositoryUri host: the listen address (127.0.0.1:4566 by default), what skopeo and
+    // podman push to.
+    ecr_opts.registry_host = EndpointUrl({hp.host, http_->port()}).substr(7);
+    ASSIGN_OR_RETURN(ecr_, ecr::OpenEcr(store_.get(), blobs_.get(), ecr_opts));
+    ecr_service_ = ecr::MakeEcrService(*ecr_);
+    registry_ = std::make_unique<ecr::Registry>(*ecr_);
+    edge_->Register(ecr_service_.get());
+    edge_->SetRegistry(registry_.get());
+    ecr_->StartController();
     edge_->SetGauges([this] {
       auto s = http_->stats();
       return std::map<std::string, double>{
@@ -229,8 +252,12 @@ class AppImpl : public App {
     if (compactor_.joinable()) compactor_.join();
     // Order: no more requests, then services, then the store (flushes and closes).
     if (invoker_) invoker_->Shutdown();
+    if (ecr_) ecr_->StopController();
     http_.reset();
     edge_.reset();
+    registry_.reset();
+    ecr_service_.reset();
+    ecr_.reset();
     lambda_service_.reset();
     invoker_.reset();
     lambda_.reset();
@@ -273,6 +300,9 @@ class AppImpl : public App {
   std::unique_ptr<lambda::LogSink> lambda_logs_;
   std::unique_ptr<lambda::Invoker> invoker_;
   std::unique_ptr<aws::Service> lambda_service_;
+  std::unique_ptr<ecr::Ecr> ecr_;
+  std::unique_ptr<aws::Service> ecr_service_;
+  std::unique_ptr<ecr::Registry> registry_;
   std::unique_ptr<auth::CredentialProvider> credentials_;
   std::unique_ptr<Edge> edge_;
   std::unique_ptr<http::Server> http_;

@@ -52,6 +52,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
         c.lambda_idle_timeout_seconds = v.as<int64_t>();
       else if (key == "lambda_prestart_pool_size")
         c.lambda_prestart_pool_size = v.as<int64_t>();
+      else if (key == "ecr_lifecycle_interval_seconds")
+        c.ecr_lifecycle_interval_seconds = v.as<int64_t>();
       else
         return base::InvalidArgument(path + ": unknown key '" + key + "'");
     }
@@ -68,6 +70,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
     return base::InvalidArgument(path + ": lambda_prestart_pool_size must be 0..64");
   if (c.lambda_idle_timeout_seconds < 1)
     return base::InvalidArgument(path + ": lambda_idle_timeout_seconds must be positive");
+  if (c.ecr_lifecycle_interval_seconds < 1)
+    return base::InvalidArgument(path + ": ecr_lifecycle_interval_seconds must be >= 1");
   if (c.account_id.size() != 12 ||
       c.account_id.find_first_not_of("0123456789") != std::string::npos)
     return base::InvalidArgument(path + ": account_id must be 12 digits");

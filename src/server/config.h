@@ -27,6 +27,8 @@ struct Config {
   int64_t lambda_idle_timeout_seconds = 600;
   // Pre-started runtimes kept ready per (runtime, memory, ephemeral storage) in use; 0 = off.
   int64_t lambda_prestart_pool_size = 2;
+  // How often the ECR lifecycle controller applies lifecycle policies. A test knob too.
+  int64_t ecr_lifecycle_interval_seconds = 600;
 };
 
 // $XDG_DATA_HOME/stratus, ~/.local/share/stratus, or /var/lib/stratus when running as root.

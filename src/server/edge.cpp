@@ -9,6 +9,7 @@
 #include "aws/protocol.h"
 #include "base/ids.h"
 #include "base/strings.h"
+#include "services/ecr/registry.h"
 
 namespace server {
 
@@ -158,6 +159,19 @@ void Edge::Handle(http::Request&& req, http::Responder respond) {
   call->account_id = options_.account_id;
   call->region = options_.region;
 
+  if (registry_ != nullptr && ecr::Registry::Owns(req.path)) {
+    call->service = "ecr";
+    call->protocol = aws::Protocol::kRestJson;
+    call->operation = "Registry";
+    metrics_->RequestStarted();
+    http::Responder finish = [this, call, started, respond = std::move(respond)](http::Response r) {
+      metrics_->RequestFinished("ecr-registry", call->operation, r.status,
+                                std::chrono::steady_clock::now() - started);
+      respond(std::move(r));
+    };
+    return HandleRegistry(call, std::move(req), std::move(finish));
+  }
+
   Route route = Classify(req);
   call->service = route.service;
   call->protocol = route.protocol;
@@ -214,6 +228,47 @@ void Edge::Handle(http::Request&& req, http::Responder respond) {
         route.target.empty() ? route.service + " " + req.method + " " + req.path : route.target));
   }
   it->second->Handle(*call, std::move(req), std::move(finish));
+}
+
+// /v2/: SigV4 is verified here when present (then Call::access_key_id is set); Basic
+// tokens and anonymous callers are the registry's business.
+void Edge::HandleRegistry(std::shared_ptr<aws::Call> call, http::Request&& req,
+                          http::Responder finish) {
+  const std::string* authz = req.Find("Authorization");
+  bool sigv4 = (authz != nullptr && authz->rfind("AWS4-HMAC-SHA256", 0) == 0) ||
+               req.query.find("X-Amz-Credential=") != std::string::npos;
+  if (sigv4) {
+    std::vector<auth::Header> headers;
+    headers.reserve(req.headers.size());
+    for (const auto& h : req.headers) headers.push_back({h.name, h.value});
+    auth::HttpRequestView view{req.method, req.path, req.query, &headers, req.body};
+    // A streamed upload body never reached memory: its signed x-amz-content-sha256 stands
+    // in for it (the blob's own digest is checked at commit). Without that header the
+    // signature covers an empty body and fails.
+    auth::VerifyOptions vopts;
+    vopts.verify_payload_hash = req.body_sink == nullptr;
+    auto verified = auth::Verify(view, *credentials_, *clock_, vopts);
+    if (auto* failure = std::get_if<auth::AuthFailure>(&verified)) {
+      spdlog::info("{} registry auth failed from {}: {}", call->request_id, req.remote_ip,
+                   failure->message);
+      http::Response r;
+      r.status = 401;
+      r.Set("Content-Type", "application/json");
+      r.Set("Docker-Distribution-API-Version", "registry/2.0");
+      r.body = R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})";
+      return finish(std::move(r));
+    }
+    auto& ok = std::get<auth::VerifiedRequest>(verified);
+    call->principal = ok.credential.principal;
+    call->access_key_id = ok.credential.access_key_id;
+    if (!call->principal.account_id.empty()) call->account_id = call->principal.account_id;
+  } else if (options_.dev_any_credentials && authz == nullptr) {
+    call->principal.type = auth::PrincipalType::kRoot;
+    call->principal.account_id = options_.account_id;
+    call->principal.arn = "arn:aws:iam::" + options_.account_id + ":root";
+    call->principal.user_id = options_.account_id;
+  }
+  registry_->Handle(*call, std::move(req), std::move(finish));
 }
 
 }  // namespace server

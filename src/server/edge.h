@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "auth/principal.h"
@@ -16,6 +17,10 @@
 #include "base/time.h"
 #include "http/message.h"
 #include "server/metrics.h"
+
+namespace ecr {
+class Registry;
+}
 
 namespace server {
 
@@ -44,6 +49,10 @@ class Edge {
 
   // Not thread-safe: register every service before serving.
   void Register(aws::Service* service);
+  // The OCI registry that answers /v2/ (DESIGN §2: routed before anything else). It does
+  // its own authentication for Basic tokens and anonymous pulls; the edge verifies SigV4
+  // when the request carries it. Not thread-safe: set before serving.
+  void SetRegistry(ecr::Registry* registry) { registry_ = registry; }
   // Gauges added to /metrics at render time (connections open, ...).
   // Further Prometheus text appended to /metrics (labelled series from services).
   void SetExtraMetrics(std::function<std::string()> extra) { extra_metrics_ = std::move(extra); }
@@ -62,6 +71,10 @@ class Edge {
   std::map<std::string, aws::Service*, std::less<>> services_;
   std::function<std::map<std::string, double>()> gauges_;
   std::function<std::string()> extra_metrics_;
+  ecr::Registry* registry_ = nullptr;
+
+  void HandleRegistry(std::shared_ptr<aws::Call> call, http::Request&& request,
+                      http::Responder finish);
 };
 
 }  // namespace server
