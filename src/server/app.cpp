@@ -271,12 +271,16 @@ class AppImpl : public App {
   }
 
  private:
-  // Keeps the store's history bounded: watches can resume from the last
+  // Every 5 minutes: collects unreferenced blobs, and keeps the store's history bounded:
+  // watches can resume from the last
   // kHistoryRevisions revisions (the store never compacts what a live watch still needs).
   void CompactLoop() {
     constexpr store::Revision kHistoryRevisions = 10000;
     std::unique_lock lock(compact_mu_);
     while (!compact_cv_.wait_for(lock, std::chrono::minutes(5), [this] { return stopping_; })) {
+      // Blobs nothing names any more (deleted functions and images), once an hour old.
+      auto freed = blobs_->Gc(std::chrono::hours(1));
+      if (!freed.ok()) spdlog::warn("blob gc: {}", freed.status().ToString());
       store::Revision rev = store_->CurrentRevision();
       if (rev <= kHistoryRevisions) continue;
       base::Status st = store_->Compact(rev - kHistoryRevisions);
