@@ -166,6 +166,8 @@ struct Env {
   bool prestart = false;
   std::string pool_key;
   bool claimed = false;
+  bool handover_started = false;  // the code mount + variables (HandOver), by one thread
+  bool handed_over = false;       // done (or failed and killed): the monitor may Wait()
   Clock::time_point claimed_at;
   http::Responder init_waiter;
   std::string init_json;  // ready to send when the runtime asks
@@ -362,6 +364,7 @@ class InvokerImpl : public Invoker {
     std::string key = c.name + "\n" + c.version + "\n" + c.revision_id;
     std::shared_ptr<Env> boot;
     std::vector<std::shared_ptr<Env>> prestarts;
+    std::shared_ptr<Env> claimed;
     std::shared_ptr<Env> dispatch_to;
     std::optional<std::string> throttle;
     int64_t unreserved_limit = 0;
@@ -395,7 +398,7 @@ class InvokerImpl : public Invoker {
           }
           if (allowed) {
             fs->queue.push_back(inv);
-            boot = ClaimOrNewEnvLocked(fs, &prestarts);
+            boot = ClaimOrNewEnvLocked(fs, &prestarts, &claimed);
           } else {
             stats_[c.name].throttles++;
           }
@@ -410,6 +413,19 @@ class InvokerImpl : public Invoker {
     for (auto& p : prestarts) StartMonitor(p);
     if (dispatch_to) return SendEvent(dispatch_to, inv);
     if (boot) StartMonitor(boot);
+    if (claimed) {
+      // Hand the code over right here when it is unpacked already (the common case): one
+      // thread wake less on the cold path. Otherwise the monitor unpacks it, off this thread.
+      struct stat sb;
+      bool unpacked = stat(CodeDirPath(*claimed->config).c_str(), &sb) == 0;
+      bool mine = false;
+      {
+        std::lock_guard lock(mu_);
+        if (unpacked && !claimed->handover_started) mine = claimed->handover_started = true;
+        cv_.notify_all();
+      }
+      if (mine) HandOver(claimed);
+    }
   }
 
   // The pool key of a function's configuration; "" when its runtime has no prestart mode.
@@ -425,7 +441,8 @@ class InvokerImpl : public Invoker {
   // monitor already runs; it is woken by `claimed`), else a fresh one the caller starts.
   // Either way the pool is topped up (new prestart environments in `prestarts`).
   std::shared_ptr<Env> ClaimOrNewEnvLocked(FunctionState* fs,
-                                           std::vector<std::shared_ptr<Env>>* prestarts) {
+                                           std::vector<std::shared_ptr<Env>>* prestarts,
+                                           std::shared_ptr<Env>* claimed_out) {
     std::string key = PoolKey(*fs->config);
     if (key.empty()) return NewEnvLocked(fs);
     PrestartPool& pool = pools_[key];
@@ -436,8 +453,9 @@ class InvokerImpl : public Invoker {
       pool.ready.pop_front();
       claimed = envs_.at(e->id);
     }
-    // Building sandboxes competes with the claim for the kernel's mount and namespace locks,
-    // so after a claim the pool is topped up only once that environment asks for work.
+    // Building sandboxes competes with the claim for the kernel's mount and namespace locks
+    // and for the CPU, so after a claim the pool is topped up only once that environment
+    // has served its first invocation (see Complete).
     if (!claimed) {
       RefillLocked(key, pool, prestarts);
       return NewEnvLocked(fs);
@@ -447,8 +465,8 @@ class InvokerImpl : public Invoker {
     claimed->claimed_at = Clock::now();
     stats_[fs->name].prestarted_starts++;
     AddDeadlineLocked(Clock::now() + o_.init_timeout, Deadline{claimed, ""});
-    cv_.notify_all();  // wakes its monitor
-    return nullptr;    // its monitor is already running
+    *claimed_out = claimed;  // the caller hands the code over (or wakes the monitor to)
+    return nullptr;          // its monitor is already running
   }
 
   void RefillLocked(const std::string& key, PrestartPool& pool,
@@ -624,6 +642,7 @@ class InvokerImpl : public Invoker {
 
   void Complete(const std::shared_ptr<Env>& env, const std::shared_ptr<Invocation>& inv,
                 Outcome out) {
+    std::vector<std::shared_ptr<Env>> prestarts;
     FunctionStats* st;
     double duration_ms;
     double init_ms = 0;
@@ -649,6 +668,10 @@ class InvokerImpl : public Invoker {
       }
       report_init = env->report_init;
       env->report_init = false;
+      // The pool is topped up once the environment it gave has served its first invocation:
+      // building a sandbox and starting an interpreter would compete with that cold start.
+      if (report_init && env->prestart)
+        RefillLocked(env->pool_key, pools_[env->pool_key], &prestarts);
       init_ms = env->init_ms;
       st = &stats_[env->config->name];
       st->duration_ms_sum += duration_ms;
@@ -688,6 +711,7 @@ class InvokerImpl : public Invoker {
     r.executed_version = env->config->version;
     if (inv->req.tail_log) r.log_result = base::Base64Encode(tail);
     inv->done(std::move(r));
+    for (auto& p : prestarts) StartMonitor(p);
   }
 
   // ---- The Runtime API ----------------------------------------------------------------
@@ -748,7 +772,6 @@ class InvokerImpl : public Invoker {
 
   void Next(const std::shared_ptr<Env>& env, http::Responder respond) {
     std::shared_ptr<Invocation> inv;
-    std::vector<std::shared_ptr<Env>> prestarts;
     bool kill = false;
     {
       std::lock_guard lock(mu_);
@@ -771,7 +794,6 @@ class InvokerImpl : public Invoker {
               Ms(Clock::now() - (env->prestart ? env->claimed_at : env->process_started));
           env->report_init = true;
           fs->booting--;
-          if (env->prestart) RefillLocked(env->pool_key, pools_[env->pool_key], &prestarts);
         } else if (env->state == EnvState::kAwaitingNext) {
           fs->awaiting--;
         }
@@ -790,7 +812,6 @@ class InvokerImpl : public Invoker {
       }
       if (kill) KillLocked(*env);
     }
-    for (auto& p : prestarts) StartMonitor(p);
     if (kill) {
       if (respond) respond(JsonResponse(410, ErrorPayload("Gone", "environment is retiring")));
       return;
@@ -862,6 +883,10 @@ class InvokerImpl : public Invoker {
       monitors_--;
       cv_.notify_all();
     }).detach();
+  }
+
+  std::string CodeDirPath(const FunctionConfig& c) const {
+    return code_dir_ + "/" + c.code_digest.substr(c.code_digest.find(':') + 1);
   }
 
   Result<std::string> CodeDir(const FunctionConfig& c) {
@@ -1075,7 +1100,8 @@ class InvokerImpl : public Invoker {
 
   // A prestarted environment waits in its pool until it is claimed (then gets the code at
   // /var/task and the function's variables) or killed. False when it will not serve.
-  bool AwaitClaim(const std::shared_ptr<Env>& env, bool booted, sandbox::Sandbox* sb) {
+  bool AwaitClaim(const std::shared_ptr<Env>& env, bool booted) {
+    bool mine = false;
     {
       std::unique_lock lock(mu_);
       PrestartPool& pool = pools_[env->pool_key];
@@ -1090,21 +1116,40 @@ class InvokerImpl : public Invoker {
         std::erase(pools_[env->pool_key].ready, env.get());
         return false;
       }
+      if (!env->handover_started) mine = env->handover_started = true;
     }
+    if (mine) {
+      HandOver(env);
+      return true;
+    }
+    // The claiming thread is mounting the code; the control socket is its until then.
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return env->handed_over; });
+    return true;
+  }
+
+  // Gives a claimed prestarted environment its code (mounted at /var/task) and variables
+  // (the answer to the runtime's /_stratus/v1/init). Exactly one thread runs it per
+  // environment (handover_started); the monitor waits for handed_over before Wait().
+  void HandOver(const std::shared_ptr<Env>& env) {
     Status st;
     auto code = CodeDir(*env->config);
     if (!code.ok()) {
       st = code.status();
     } else {
-      st = sb->MountInto(*code, "/var/task", true);
+      std::lock_guard lock(env->sandbox_mu);
+      st = env->sandbox ? env->sandbox->MountInto(*code, "/var/task", true)
+                        : base::FailedPrecondition("sandbox is gone");
     }
     if (!st.ok()) {
       spdlog::warn("lambda {}: claiming prestarted environment {}: {}", env->config->name, env->id,
                    st.ToString());
       std::lock_guard lock(mu_);
       env->boot_error = ErrorPayload("Runtime.Unknown", "could not load the code: " + st.message());
-      KillLocked(*env);
-      return true;  // the death path reports it to the invocation
+      KillLocked(*env);  // the death path reports it to the invocation
+      env->handed_over = true;
+      cv_.notify_all();
+      return;
     }
     std::string json = "{\"env\":{";
     bool first = true;
@@ -1125,9 +1170,10 @@ class InvokerImpl : public Invoker {
       } else {
         env->init_json = std::move(json);
       }
+      env->handed_over = true;
+      cv_.notify_all();
     }
     if (waiter) waiter(JsonResponse(200, std::move(json)));
-    return true;
   }
 
   void Monitor(const std::shared_ptr<Env>& env) {
@@ -1137,7 +1183,7 @@ class InvokerImpl : public Invoker {
     std::thread reader;
     if (booted.ok()) reader = std::thread([this, env] { ReadLogs(env); });
     bool serving = true;
-    if (env->prestart) serving = AwaitClaim(env, booted.ok(), sb.get());
+    if (env->prestart) serving = AwaitClaim(env, booted.ok());
     sandbox::ExitStatus exit;
     if (booted.ok()) {
       if (!serving) {
