@@ -6,14 +6,13 @@ The functions here use the `provided.al2023` runtime with a bootstrap written in
 against the Runtime API, so they test the invoke path without our language runtimes."""
 import base64
 import concurrent.futures
-import io
 import json
 import os
 import tempfile
 import unittest
-import zipfile
 
 from harness import StratusTestCase
+from lambda_util import SKIP_REASON, create_function_role, make_zip, sandbox_capable
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 
@@ -59,39 +58,20 @@ while True:
 '''
 
 
-def make_zip(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, (data, mode) in files.items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (0o100000 | mode) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, data)
-    return buf.getvalue()
 
 
 CODE = make_zip({"bootstrap": (BOOTSTRAP, 0o755)})
 
 
-def sandbox_capable():
-    return os.geteuid() == 0 and os.path.exists("/usr/bin/python3")
 
 
-@unittest.skipUnless(sandbox_capable(), "invoking runs sandboxes: needs root and /usr/bin/python3")
+@unittest.skipUnless(sandbox_capable(), SKIP_REASON)
 class LambdaInvokeTest(StratusTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.lam = cls.server.client("lambda")
-        iam = cls.server.client("iam")
-        trust = {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole"}]}
-        cls.role = iam.create_role(RoleName="fn-role",
-                                   AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-        iam.put_role_policy(RoleName="fn-role", PolicyName="list", PolicyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "lambda:ListFunctions", "Resource": "*"}]}))
+        cls.role = create_function_role(cls.server, "fn-role", ["lambda:ListFunctions"])
 
     def create(self, name, **kw):
         args = dict(FunctionName=name, Runtime="provided.al2023", Role=self.role,

@@ -2,24 +2,17 @@
 the context object, state kept in globals between warm invokes, AWS's error shapes, boto3
 inside a function, and cold starts served from the pool of pre-started runtimes."""
 import base64
-import io
 import json
 import os
 import shutil
 import time
 import unittest
 import urllib.request
-import zipfile
 
 from harness import StratusTestCase
+from lambda_util import SKIP_REASON, create_function_role, make_zip, sandbox_capable
 
 
-def make_zip(files):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 PY = make_zip({"app.py": '''
@@ -52,25 +45,15 @@ exports.fail = async () => { throw new TypeError("node says no"); };
 '''})
 
 
-def sandbox_capable():
-    return os.geteuid() == 0 and os.path.exists("/usr/bin/python3")
 
 
-@unittest.skipUnless(sandbox_capable(), "invoking runs sandboxes: needs root and /usr/bin/python3")
+@unittest.skipUnless(sandbox_capable(), SKIP_REASON)
 class LambdaRuntimesTest(StratusTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.lam = cls.server.client("lambda")
-        iam = cls.server.client("iam")
-        trust = {"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole"}]}
-        cls.role = iam.create_role(RoleName="rt-role",
-                                   AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-        iam.put_role_policy(RoleName="rt-role", PolicyName="list", PolicyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "lambda:ListFunctions", "Resource": "*"}]}))
+        cls.role = create_function_role(cls.server, "rt-role", ["lambda:ListFunctions"])
 
     def create(self, name, runtime, handler, code, **kw):
         self.lam.create_function(FunctionName=name, Runtime=runtime, Role=self.role,
