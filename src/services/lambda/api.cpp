@@ -5,6 +5,7 @@
 
 #include "aws/json.h"
 #include "base/strings.h"
+#include "services/lambda/async_queue.h"
 
 namespace lambda {
 
@@ -533,7 +534,8 @@ std::optional<aws::Error> CheckVersionValue(const std::string& v) {
 
 class Routes {
  public:
-  Routes(Lambda& lambda, Invoker* invoker) : l_(lambda), invoker_(invoker) {}
+  Routes(Lambda& lambda, Invoker* invoker, AsyncQueue* async)
+      : l_(lambda), invoker_(invoker), async_(async) {}
 
   // `self` is this object; every handler holds it so the routes live as long as the service.
   std::unique_ptr<aws::Service> Build(const std::shared_ptr<Routes>& self) {
@@ -633,6 +635,17 @@ class Routes {
       };
       svc->Add(std::move(r));
     }
+    const std::string eic = "/2019-09-25/functions/{FunctionName}/event-invoke-config";
+    add("PUT", eic, "PutFunctionEventInvokeConfig", qualified,
+        &Routes::PutFunctionEventInvokeConfig);
+    add("POST", eic, "UpdateFunctionEventInvokeConfig", qualified,
+        &Routes::UpdateFunctionEventInvokeConfig);
+    add("GET", eic, "GetFunctionEventInvokeConfig", qualified,
+        &Routes::GetFunctionEventInvokeConfig);
+    add("DELETE", eic, "DeleteFunctionEventInvokeConfig", qualified,
+        &Routes::DeleteFunctionEventInvokeConfig);
+    add("GET", eic + "/list", "ListFunctionEventInvokeConfigs", unqualified,
+        &Routes::ListFunctionEventInvokeConfigs);
     add("POST", "/2017-03-31/tags/{ARN}", "TagResource", tag_arn, &Routes::TagResource);
     add("DELETE", "/2017-03-31/tags/{ARN}", "UntagResource", tag_arn, &Routes::UntagResource);
     add("GET", "/2017-03-31/tags/{ARN}", "ListTags", tag_arn, &Routes::ListTags);
@@ -962,6 +975,165 @@ class Routes {
     return RestResponse::FromJson(json{{"Tags", tags.value()}});
   }
 
+  // --- Event invoke configs (asynchronous invocation settings) ---
+
+  json EventInvokeJson(const std::string& name, const EventInvokeConfig& c) const {
+    json j{{"FunctionArn", l_.FunctionArn(name, c.qualifier)},
+           {"LastModified", c.last_modified},
+           {"DestinationConfig",
+            {{"OnSuccess",
+              c.on_success.empty() ? json::object() : json{{"Destination", c.on_success}}},
+             {"OnFailure",
+              c.on_failure.empty() ? json::object() : json{{"Destination", c.on_failure}}}}}};
+    if (c.maximum_retry_attempts) j["MaximumRetryAttempts"] = *c.maximum_retry_attempts;
+    if (c.maximum_event_age_seconds) j["MaximumEventAgeInSeconds"] = *c.maximum_event_age_seconds;
+    return j;
+  }
+
+  aws::Error NoEventInvokeConfig(const std::string& name, const std::string& qualifier) const {
+    return aws::MakeError(404, "ResourceNotFoundException",
+                          "The function " +
+                              l_.FunctionArn(name, qualifier.empty() ? kLatest : qualifier) +
+                              " doesn't have an EventInvokeConfig");
+  }
+
+  Outcome<RestResponse> WriteEventInvokeConfig(const RestRequest& req, bool merge) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    LAMBDA_BODY(body, req);
+    EventInvokeConfig c;
+    c.qualifier = ref.qualifier.empty() ? kLatest : ref.qualifier;
+    Violations v;
+    bool any = false;
+    for (const char* field : {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"}) {
+      auto it = body.find(field);
+      if (it == body.end() || it->is_null()) continue;
+      if (!it->is_number_integer()) return *TypeError(field, "an integer");
+      int64_t n = it->get<int64_t>();
+      any = true;
+      if (std::string(field) == "MaximumRetryAttempts") {
+        if (n < 0)
+          v.Add(std::to_string(n), "maximumRetryAttempts",
+                "Member must have value greater than or equal to 0");
+        if (n > 2)
+          v.Add(std::to_string(n), "maximumRetryAttempts",
+                "Member must have value less than or equal to 2");
+        c.maximum_retry_attempts = static_cast<int>(n);
+      } else {
+        if (n < 60)
+          v.Add(std::to_string(n), "maximumEventAgeInSeconds",
+                "Member must have value greater than or equal to 60");
+        if (n > 21600)
+          v.Add(std::to_string(n), "maximumEventAgeInSeconds",
+                "Member must have value less than or equal to 21600");
+        c.maximum_event_age_seconds = static_cast<int>(n);
+      }
+    }
+    auto dc = body.find("DestinationConfig");
+    if (dc != body.end() && !dc->is_null()) {
+      if (!dc->is_object()) return *TypeError("DestinationConfig", "an object");
+      any = true;
+      for (const char* side : {"OnSuccess", "OnFailure"}) {
+        auto it = dc->find(side);
+        if (it == dc->end() || it->is_null()) continue;
+        if (!it->is_object())
+          return *TypeError(std::string("DestinationConfig.") + side, "an object");
+        auto d = it->find("Destination");
+        if (d == it->end() || d->is_null()) continue;
+        if (!d->is_string())
+          return *TypeError(std::string("DestinationConfig.") + side + ".Destination", "a string");
+        std::string arn = d->get<std::string>();
+        std::string field = std::string("destinationConfig.") +
+                            (side[2] == 'S' ? "onSuccess" : "onFailure") + ".destination";
+        std::vector<std::string_view> parts = base::Split(arn, ':');
+        bool shaped = arn.empty() || (parts.size() >= 6 && parts[0] == "arn" &&
+                                      parts[1].substr(0, 3) == "aws" && !parts[2].empty());
+        for (char ch : parts.size() > 2 ? parts[2] : std::string_view())
+          shaped = shaped && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-');
+        if (!shaped) {
+          v.Add(
+              arn, field,
+              "Member must satisfy regular expression pattern: "
+              "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:"
+              "((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)",
+              true);
+          continue;
+        }
+        if (arn.empty()) continue;
+        if (parts[2] != "lambda" && parts[2] != "sqs" && parts[2] != "sns" &&
+            parts[2] != "events" && parts[2] != "s3")
+          return InvalidParameter(
+              "The provided destination config DestinationConfig(onSuccess=" +
+              std::string(side[2] == 'S' ? "OnSuccess(destination=" + arn + ")" : "null") +
+              ", onFailure=" +
+              std::string(side[2] == 'F' ? "OnFailure(destination=" + arn + ")" : "null") +
+              ") is invalid.");
+        if (async_ != nullptr) {
+          base::Status st = async_->CheckDestination(ref.name, arn);
+          if (!st.ok()) return InvalidParameter(st.message());
+        }
+        (side[2] == 'S' ? c.on_success : c.on_failure) = arn;
+      }
+    }
+    if (!v.empty()) return v.ToError();
+    if (!any && !merge)
+      return InvalidParameter(
+          "You must specify at least one of error handling or destination setting.");
+    auto out = l_.PutEventInvokeConfig(ref.name, c, merge);
+    if (!out.ok()) {
+      if (out.status().code() == base::Code::kNotFound) {
+        if (out.status().message() == "config") return NoEventInvokeConfig(ref.name, c.qualifier);
+        return aws::MakeError(404, "ResourceNotFoundException", "The function doesn't exist.");
+      }
+      return Err(out.status(), ref.name);
+    }
+    return RestResponse::FromJson(EventInvokeJson(ref.name, out.value()));
+  }
+
+  Outcome<RestResponse> PutFunctionEventInvokeConfig(const RestRequest& req, Call&) {
+    return WriteEventInvokeConfig(req, false);
+  }
+  Outcome<RestResponse> UpdateFunctionEventInvokeConfig(const RestRequest& req, Call&) {
+    return WriteEventInvokeConfig(req, true);
+  }
+
+  Outcome<RestResponse> GetFunctionEventInvokeConfig(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    auto c = l_.GetEventInvokeConfig(ref.name, ref.qualifier);
+    if (!c.ok()) return Err(c.status(), ref.name);
+    if (!c.value()) return NoEventInvokeConfig(ref.name, ref.qualifier);
+    return RestResponse::FromJson(EventInvokeJson(ref.name, *c.value()));
+  }
+
+  Outcome<RestResponse> DeleteFunctionEventInvokeConfig(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    base::Status st = l_.DeleteEventInvokeConfig(ref.name, ref.qualifier);
+    if (st.code() == base::Code::kNotFound) return NoEventInvokeConfig(ref.name, ref.qualifier);
+    if (!st.ok()) return Err(st, ref.name);
+    return NoContent();
+  }
+
+  Outcome<RestResponse> ListFunctionEventInvokeConfigs(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, false));
+    int max_items = 50;
+    if (const std::string* m = req.Query("MaxItems")) {
+      if (!AllDigits(*m) || m->empty() || m->size() > 3 || std::stoi(*m) < 1 || std::stoi(*m) > 50)
+        return Validation(*m, "maxItems", "Member must have value less than or equal to 50");
+      max_items = std::stoi(*m);
+    }
+    const std::string* marker = req.Query("Marker");
+    auto page = l_.ListEventInvokeConfigs(ref.name, marker ? *marker : "", max_items);
+    if (!page.ok()) {
+      if (page.status().code() == base::Code::kNotFound)
+        return aws::MakeError(404, "ResourceNotFoundException", "The function doesn't exist.");
+      return Err(page.status(), ref.name);
+    }
+    json items = json::array();
+    for (const auto& c : page.value().items) items.push_back(EventInvokeJson(ref.name, c));
+    json out{{"FunctionEventInvokeConfigs", items}};
+    if (!page.value().next_marker.empty()) out["NextMarker"] = page.value().next_marker;
+    return RestResponse::FromJson(out);
+  }
+
   void Invoke(RestRequest req, const Call& call, std::function<void(Outcome<RestResponse>)> done) {
     auto ref = RefOf(l_, req, true);
     if (!ref.ok()) return done(ref.error());
@@ -995,6 +1167,27 @@ class Routes {
     ir.payload = h.body;
     std::string name = ir.function_name;
     Lambda* l = &l_;
+    if (ir.type == InvocationType::kEvent && async_ != nullptr) {
+      async_->Enqueue(
+          std::move(ir), [done = std::move(done), name, l](base::Result<std::string> r) {
+            if (!r.ok()) {
+              const base::Status& s = r.status();
+              if (s.code() == base::Code::kInvalidArgument) {
+                std::string limit = s.message().substr(s.message().find(' ') + 1);
+                return done(aws::MakeError(413, "RequestTooLargeException",
+                                           "Request must be smaller than " + limit +
+                                               " bytes for the InvokeFunction operation"));
+              }
+              if (s.code() == base::Code::kUnavailable)
+                return done(aws::MakeError(503, "ServiceException", s.message()));
+              return done(ToError(*l, s, name));
+            }
+            RestResponse out;
+            out.status = 202;
+            done(std::move(out));
+          });
+      return;
+    }
     invoker_->Invoke(
         std::move(ir), [done = std::move(done), name, l](base::Result<InvokeResult> r) {
           if (!r.ok()) {
@@ -1031,13 +1224,15 @@ class Routes {
 
   Lambda& l_;
   Invoker* invoker_;
+  AsyncQueue* async_;
 };
 
 }  // namespace
 
-std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker) {
+std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker,
+                                                AsyncQueue* async) {
   // The routes object owns nothing but references; it lives as long as the handlers do.
-  auto routes = std::make_shared<Routes>(lambda, invoker);
+  auto routes = std::make_shared<Routes>(lambda, invoker, async);
   auto svc = routes->Build(routes);
   return svc;
 }

@@ -35,6 +35,10 @@ std::string AliasKey(const std::string& name, const std::string& a) {
   return AliasesPrefix(name) + a;
 }
 std::string TagsKey(const std::string& name) { return FnPrefix(name) + "tags"; }
+std::string EventInvokePrefix(const std::string& name) { return FnPrefix(name) + "eventinvoke/"; }
+std::string EventInvokeKey(const std::string& name, const std::string& qualifier) {
+  return EventInvokePrefix(name) + qualifier;
+}
 std::string RefOwner(const std::string& name, const std::string& version) {
   return "lambda/" + name + "/" + version;
 }
@@ -147,6 +151,33 @@ base::Result<Alias> DecodeAlias(const std::string& s) {
     return base::Corruption(std::string("lambda: bad alias record: ") + e.what());
   }
   return a;
+}
+
+std::string EncodeEventInvoke(const EventInvokeConfig& c) {
+  json j{{"qualifier", c.qualifier},
+         {"on_success", c.on_success},
+         {"on_failure", c.on_failure},
+         {"last_modified", c.last_modified}};
+  if (c.maximum_retry_attempts) j["max_retries"] = *c.maximum_retry_attempts;
+  if (c.maximum_event_age_seconds) j["max_age"] = *c.maximum_event_age_seconds;
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+base::Result<EventInvokeConfig> DecodeEventInvoke(const std::string& s) {
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_object()) return base::Corruption("lambda: event invoke record is not JSON");
+  EventInvokeConfig c;
+  try {
+    c.qualifier = j.at("qualifier").get<std::string>();
+    c.on_success = j.at("on_success").get<std::string>();
+    c.on_failure = j.at("on_failure").get<std::string>();
+    c.last_modified = j.at("last_modified").get<double>();
+    if (j.contains("max_retries")) c.maximum_retry_attempts = j["max_retries"].get<int>();
+    if (j.contains("max_age")) c.maximum_event_age_seconds = j["max_age"].get<int>();
+  } catch (const json::exception& e) {
+    return base::Corruption(std::string("lambda: bad event invoke record: ") + e.what());
+  }
+  return c;
 }
 
 using StringMap = std::map<std::string, std::string>;
@@ -527,8 +558,90 @@ class LambdaImpl : public Lambda {
   }
 
   base::Status DeleteAlias(const std::string& name, const std::string& alias) override {
-    // As AWS: deleting an alias that does not exist succeeds.
-    return store_->Delete(store::KeyRange::Exact(AliasKey(name, alias))).status();
+    // As AWS: deleting an alias that does not exist succeeds. Its event invoke config goes
+    // with it.
+    store::Txn txn;
+    txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(AliasKey(name, alias))));
+    txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(EventInvokeKey(name, alias))));
+    return CommitTxn(txn).status();
+  }
+
+  base::Result<EventInvokeConfig> PutEventInvokeConfig(const std::string& name,
+                                                       const EventInvokeConfig& in,
+                                                       bool merge) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, store_->Get(LatestKey(name)));
+      if (!latest) return base::NotFound("function");
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(latest->key, latest->mod_revision));
+      std::string qualifier = in.qualifier.empty() ? kLatest : in.qualifier;
+      if (qualifier != kLatest) {
+        auto number = ParseVersion(qualifier);
+        std::string key = number ? VersionKey(name, *number) : AliasKey(name, qualifier);
+        ASSIGN_OR_RETURN(auto target, store_->Get(key));
+        if (!target) return base::NotFound("function");
+        txn.compares.push_back(store::Compare::ModRevisionIs(key, target->mod_revision));
+      }
+      std::string key = EventInvokeKey(name, qualifier);
+      ASSIGN_OR_RETURN(auto existing, store_->Get(key));
+      EventInvokeConfig out = in;
+      out.qualifier = qualifier;
+      if (merge) {
+        if (!existing) return base::NotFound("config");
+        ASSIGN_OR_RETURN(EventInvokeConfig old, DecodeEventInvoke(existing->value));
+        if (!in.maximum_retry_attempts) out.maximum_retry_attempts = old.maximum_retry_attempts;
+        if (!in.maximum_event_age_seconds)
+          out.maximum_event_age_seconds = old.maximum_event_age_seconds;
+        if (in.on_success.empty()) out.on_success = old.on_success;
+        if (in.on_failure.empty()) out.on_failure = old.on_failure;
+      }
+      out.last_modified =
+          std::chrono::duration<double>(options_.clock->Now().time_since_epoch()).count();
+      txn.compares.push_back(
+          store::Compare::ModRevisionIs(key, existing ? existing->mod_revision : 0));
+      txn.success.push_back(store::Op::Put(key, EncodeEventInvoke(out)));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return out;
+    }
+    return base::Aborted("PutFunctionEventInvokeConfig " + name + ": too many concurrent changes");
+  }
+
+  base::Result<std::optional<EventInvokeConfig>> GetEventInvokeConfig(
+      const std::string& name, const std::string& qualifier) override {
+    ASSIGN_OR_RETURN(auto kv,
+                     store_->Get(EventInvokeKey(name, qualifier.empty() ? kLatest : qualifier)));
+    if (!kv) return std::optional<EventInvokeConfig>();
+    ASSIGN_OR_RETURN(EventInvokeConfig c, DecodeEventInvoke(kv->value));
+    return std::optional<EventInvokeConfig>(std::move(c));
+  }
+
+  base::Status DeleteEventInvokeConfig(const std::string& name,
+                                       const std::string& qualifier) override {
+    std::string key = EventInvokeKey(name, qualifier.empty() ? kLatest : qualifier);
+    ASSIGN_OR_RETURN(int64_t n, store_->Delete(store::KeyRange::Exact(key)));
+    if (n == 0) return base::NotFound("config");
+    return base::Status::Ok();
+  }
+
+  base::Result<Page<EventInvokeConfig>> ListEventInvokeConfigs(const std::string& name,
+                                                               const std::string& marker,
+                                                               int max_items) override {
+    ASSIGN_OR_RETURN(auto latest, store_->Get(LatestKey(name)));
+    if (!latest) return base::NotFound("function");
+    store::RangeOptions ro;
+    if (!marker.empty()) ro.start_after = EventInvokeKey(name, marker);
+    ASSIGN_OR_RETURN(store::RangeResult rr,
+                     store_->Range(store::KeyRange::Prefix(EventInvokePrefix(name)), ro));
+    Page<EventInvokeConfig> page;
+    for (const auto& kv : rr.kvs) {
+      if (static_cast<int>(page.items.size()) >= max_items) {
+        page.next_marker = page.items.back().qualifier;
+        break;
+      }
+      ASSIGN_OR_RETURN(EventInvokeConfig c, DecodeEventInvoke(kv.value));
+      page.items.push_back(std::move(c));
+    }
+    return page;
   }
 
   base::Status PutFunctionConcurrency(const std::string& name, int64_t reserved) override {
@@ -788,6 +901,8 @@ class LambdaImpl : public Lambda {
     txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
     AppendOps(&txn.success, blobs_->DropRefOps(v.code_digest, RefOwner(name, v.version)));
     txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
+    txn.success.push_back(
+        store::Op::Delete(store::KeyRange::Exact(EventInvokeKey(name, v.version))));
     ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
     (void)r;  // lost to a concurrent delete of the same version: it is gone either way
     return base::Status::Ok();

@@ -13,6 +13,7 @@
 //   /lambda/functions/<name>/versions/<%010d>     published versions (immutable)
 //   /lambda/functions/<name>/aliases/<alias>      aliases
 //   /lambda/functions/<name>/tags                 tags
+//   /lambda/functions/<name>/eventinvoke/<qual>   event invoke config per qualifier
 //   /lambda/account/concurrency                   reserved concurrency per function
 // Blob references: owner "lambda/<name>/$LATEST" and "lambda/<name>/<version>".
 //
@@ -108,6 +109,16 @@ struct Page {
   std::string next_marker;  // empty = last page
 };
 
+// PutFunctionEventInvokeConfig: how asynchronous invocations of one qualifier are retried
+// and where their records go. Destinations are ARNs ("" = none); the API layer checks them.
+struct EventInvokeConfig {
+  std::string qualifier = kLatest;               // "$LATEST", a version number or an alias
+  std::optional<int> maximum_retry_attempts;     // 0..2, unset = 2
+  std::optional<int> maximum_event_age_seconds;  // 60..21600, unset = 21600
+  std::string on_success, on_failure;
+  double last_modified = 0;  // seconds since the epoch, as AWS reports it
+};
+
 struct AccountSettings {
   int64_t concurrent_executions = 0;
   int64_t unreserved_concurrent_executions = 0;
@@ -171,6 +182,21 @@ class Lambda {
   virtual base::Result<std::optional<int64_t>> GetFunctionConcurrency(const std::string& name) = 0;
   virtual base::Status DeleteFunctionConcurrency(const std::string& name) = 0;
   virtual base::Result<AccountSettings> GetAccountSettings() = 0;
+
+  // Event invoke configs, one per qualifier. Put replaces (`merge` = Update: unset fields
+  // keep their value, NotFound when there is none yet). NotFound names the function or
+  // qualifier that does not exist ("function" in the message when the function is missing).
+  virtual base::Result<EventInvokeConfig> PutEventInvokeConfig(const std::string& name,
+                                                               const EventInvokeConfig& config,
+                                                               bool merge) = 0;
+  virtual base::Result<std::optional<EventInvokeConfig>> GetEventInvokeConfig(
+      const std::string& name, const std::string& qualifier) = 0;
+  // NotFound when there is no config for the qualifier.
+  virtual base::Status DeleteEventInvokeConfig(const std::string& name,
+                                               const std::string& qualifier) = 0;
+  virtual base::Result<Page<EventInvokeConfig>> ListEventInvokeConfigs(const std::string& name,
+                                                                       const std::string& marker,
+                                                                       int max_items) = 0;
 
   virtual base::Result<std::map<std::string, std::string>> ListTags(const std::string& name) = 0;
   virtual base::Status TagResource(const std::string& name,
