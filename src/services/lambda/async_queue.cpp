@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <queue>
 #include <thread>
 #include <vector>
@@ -28,6 +30,7 @@ constexpr int kDefaultRetries = 2;
 constexpr int kDefaultMaxAgeSeconds = 21600;
 constexpr size_t kMaxBatchOps = 256;
 constexpr size_t kMaxRecordedResponse = 256 * 1024;  // response kept for a failure record
+constexpr size_t kMaxCachedPayloadBytes = 64 << 20;  // payloads of queued events in memory
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
@@ -48,6 +51,9 @@ struct Event {
   // The last invocation's outcome, for a failure record.
   bool has_response = false;
   std::string function_error, executed_version, response;
+  // The payload, kept in memory for a fresh event while the cache has room (saves a store
+  // read on dispatch); otherwise read from the record.
+  std::optional<std::string> payload;
 };
 
 std::string KeyOf(const std::string& id) { return kQueuePrefix + id; }
@@ -179,6 +185,7 @@ class AsyncQueueImpl : public AsyncQueue {
     e.received_ms = NowMs();
     e.due_ms = e.received_ms;
     std::string value = Dump(EventToJson(e, req.payload));
+    e.payload = std::move(req.payload);
     {
       std::lock_guard lock(mu_);
       if (stopping_) return done(base::Unavailable("the server is shutting down"));
@@ -206,7 +213,7 @@ class AsyncQueueImpl : public AsyncQueue {
   AsyncStats Stats() const override {
     std::lock_guard lock(mu_);
     AsyncStats s = stats_;
-    s.queued = static_cast<int64_t>(due_.size()) + in_flight_;
+    s.queued = static_cast<int64_t>(due_.size()) + parked_count_ + in_flight_;
     s.in_flight = in_flight_;
     return s;
   }
@@ -244,6 +251,13 @@ class AsyncQueueImpl : public AsyncQueue {
 
   void Schedule(Event e) {
     // Caller holds mu_ or runs before the threads start.
+    if (e.payload) {
+      if (cached_bytes_ + e.payload->size() > kMaxCachedPayloadBytes) {
+        e.payload.reset();
+      } else {
+        cached_bytes_ += e.payload->size();
+      }
+    }
     due_.push(Due{e.due_ms, seq_++, std::make_shared<Event>(std::move(e))});
   }
 
@@ -303,7 +317,16 @@ class AsyncQueueImpl : public AsyncQueue {
       if (!due_.empty() && due_.top().due_ms <= now && in_flight_ < o_.max_in_flight) {
         std::shared_ptr<Event> e = due_.top().event;
         due_.pop();
+        int& running = fn_in_flight_[e->function];
+        if (running >= o_.max_in_flight_per_function) {
+          // Parked until one of the function's running events finishes.
+          parked_[e->function].push_back(std::move(e));
+          parked_count_++;
+          continue;
+        }
+        running++;
         in_flight_++;
+        if (e->payload) cached_bytes_ -= e->payload->size();
         lock.unlock();
         Run(std::move(e));
         lock.lock();
@@ -319,6 +342,11 @@ class AsyncQueueImpl : public AsyncQueue {
 
   // Reads the event's payload and hands it to the invoker.
   void Run(std::shared_ptr<Event> e) {
+    if (e->payload) {
+      std::string payload = std::move(*e->payload);
+      e->payload.reset();
+      return Invoke(std::move(e), std::move(payload));
+    }
     auto kv = o_.store->Get(KeyOf(e->id));
     std::string payload;
     if (kv.ok() && kv.value()) {
@@ -327,17 +355,36 @@ class AsyncQueueImpl : public AsyncQueue {
     } else if (kv.ok()) {
       // Gone from the store (should not happen): nothing to run.
       std::lock_guard lock(mu_);
-      in_flight_--;
+      Release(e->function);
       return;
     }
     if (!kv.ok()) {
       // The store is failing: try again later.
       std::lock_guard lock(mu_);
-      in_flight_--;
+      Release(e->function);
       e->due_ms = NowMs() + 1000;
       Schedule(std::move(*e));
       return;
     }
+    Invoke(std::move(e), std::move(payload));
+  }
+
+  // Caller holds mu_: one running event of `fn` finished; a parked one may go.
+  void Release(const std::string& fn) {
+    in_flight_--;
+    auto it = fn_in_flight_.find(fn);
+    if (it != fn_in_flight_.end() && --it->second <= 0) fn_in_flight_.erase(it);
+    auto p = parked_.find(fn);
+    if (p != parked_.end()) {
+      std::shared_ptr<Event> e = std::move(p->second.front());
+      p->second.pop_front();
+      if (p->second.empty()) parked_.erase(p);
+      parked_count_--;
+      due_.push(Due{e->due_ms, seq_++, std::move(e)});
+    }
+  }
+
+  void Invoke(std::shared_ptr<Event> e, std::string payload) {
     InvokeRequest req;
     req.function_name = e->function;
     req.qualifier = e->qualifier;
@@ -371,9 +418,7 @@ class AsyncQueueImpl : public AsyncQueue {
     uint64_t succeeded = 0, failed = 0, retried = 0, dropped = 0;
     for (auto& c : done) {
       Event& e = c.event;
-      std::optional<EventInvokeConfig> cfg;
-      auto got = o_.lambda->GetEventInvokeConfig(e.function, e.qualifier);
-      if (got.ok()) cfg = std::move(got.value());
+      std::optional<EventInvokeConfig> cfg = ConfigFor(e.function, e.qualifier);
       int max_retries =
           cfg && cfg->maximum_retry_attempts ? *cfg->maximum_retry_attempts : kDefaultRetries;
       int64_t max_age_ms =
@@ -456,12 +501,31 @@ class AsyncQueueImpl : public AsyncQueue {
       }
     }
     std::lock_guard lock(mu_);
-    in_flight_ -= static_cast<int64_t>(done.size());
+    for (const auto& c : done) Release(c.event.function);
     stats_.succeeded += succeeded;
     stats_.failed += failed;
     stats_.retried += retried;
     stats_.dropped += dropped;
     for (auto& e : s.reschedule) Schedule(std::move(e));
+  }
+
+  // Event invoke configs, cached for a second (or until this process changes one).
+  std::optional<EventInvokeConfig> ConfigFor(const std::string& fn, const std::string& q) {
+    int64_t now = NowMs();
+    uint64_t gen = o_.lambda->generation();
+    if (gen != config_gen_ || now - config_time_ > 1000) {
+      configs_.clear();
+      config_gen_ = gen;
+      config_time_ = now;
+    }
+    std::string key = fn + "\n" + q;
+    auto it = configs_.find(key);
+    if (it != configs_.end()) return it->second;
+    std::optional<EventInvokeConfig> cfg;
+    auto got = o_.lambda->GetEventInvokeConfig(fn, q);
+    if (got.ok()) cfg = std::move(got.value());
+    configs_[key] = cfg;
+    return cfg;
   }
 
   // Retires an event: its record goes to the destination for `condition`, the event leaves
@@ -520,9 +584,17 @@ class AsyncQueueImpl : public AsyncQueue {
   std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;
   uint64_t seq_ = 0;
   int64_t in_flight_ = 0;
+  std::map<std::string, int> fn_in_flight_;
+  std::map<std::string, std::deque<std::shared_ptr<Event>>> parked_;
+  int64_t parked_count_ = 0;
+  size_t cached_bytes_ = 0;
   std::vector<Completion> completions_;
   AsyncStats stats_;
   std::thread writer_, dispatcher_;
+  // Dispatcher thread only.
+  std::map<std::string, std::optional<EventInvokeConfig>> configs_;
+  uint64_t config_gen_ = 0;
+  int64_t config_time_ = 0;
   // Invoker callbacks check this before touching the queue (they may come after Shutdown).
   std::shared_ptr<std::mutex> alive_mu_ = std::make_shared<std::mutex>();
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

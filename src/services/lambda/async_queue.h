@@ -56,7 +56,10 @@ struct AsyncQueueOptions {
   std::chrono::milliseconds retry_delay{std::chrono::minutes(1)};
   std::chrono::milliseconds throttle_delay{std::chrono::seconds(1)};
   std::chrono::milliseconds max_throttle_delay{std::chrono::minutes(5)};
-  int max_in_flight = 1000;          // invocations the dispatcher runs at once
+  int max_in_flight = 1000;  // invocations the dispatcher runs at once
+  // ... and per function: a backlog of one function scales it up to this many concurrent
+  // environments (AWS scales further; one machine rarely should).
+  int max_in_flight_per_function = 64;
   size_t max_batch_bytes = 8 << 20;  // per commit of the writer
 };
 

@@ -272,6 +272,20 @@ class InvokerImpl : public Invoker {
     }
     auto details = Lookup(req.function_name, req.qualifier);
     if (!details.ok()) return done(details.status());
+    if (!(*details)->alias_weights.empty() && req.type != InvocationType::kDryRun) {
+      // Weighted alias (RoutingConfig): this invocation goes to the additional version with
+      // its weight's probability.
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      double draw = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+      for (const auto& [version, weight] : (*details)->alias_weights) {
+        if (draw < weight) {
+          details = Lookup(req.function_name, version);
+          if (!details.ok()) return done(details.status());
+          break;
+        }
+        draw -= weight;
+      }
+    }
     if (req.type == InvocationType::kDryRun) {
       InvokeResult r;
       r.status = 204;

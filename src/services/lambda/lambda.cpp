@@ -298,6 +298,13 @@ class LambdaImpl : public Lambda {
                                             const std::string& qualifier) override {
     FunctionDetails d;
     ASSIGN_OR_RETURN(d.config, Resolve(name, qualifier));
+    if (!qualifier.empty() && qualifier != kLatest && !ParseVersion(qualifier)) {
+      ASSIGN_OR_RETURN(auto kv, store_->Get(AliasKey(name, qualifier)));
+      if (kv) {
+        ASSIGN_OR_RETURN(Alias a, DecodeAlias(kv->value));
+        d.alias_weights = a.additional_weights;
+      }
+    }
     ASSIGN_OR_RETURN(d.tags, ListTags(name));
     ASSIGN_OR_RETURN(d.reserved_concurrency, GetFunctionConcurrency(name));
     return d;

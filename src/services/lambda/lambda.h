@@ -85,6 +85,9 @@ struct CreateFunctionRequest {
 
 struct FunctionDetails {
   FunctionConfig config;
+  // When the qualifier was an alias with a RoutingConfig: the additional version and the
+  // share of invocations it takes (the invoker draws per invocation).
+  std::map<std::string, double> alias_weights;
   std::map<std::string, std::string> tags;
   std::optional<int64_t> reserved_concurrency;
 };
