@@ -443,8 +443,6 @@ json ConfigJson(const Lambda& lambda, const FunctionConfig& c) {
       {"Version", c.version},
       {"TracingConfig", {{"Mode", "PassThrough"}}},
       {"RevisionId", c.revision_id},
-      {"State", "Active"},
-      {"LastUpdateStatus", "Successful"},
       {"PackageType", "Zip"},
       {"Architectures", json::array({"x86_64"})},
       {"EphemeralStorage", {{"Size", c.ephemeral_storage}}},
@@ -452,6 +450,15 @@ json ConfigJson(const Lambda& lambda, const FunctionConfig& c) {
       {"LoggingConfig", {{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + c.name}}},
   };
   if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
+  auto set = [&j](const char* key, const std::string& v) {
+    if (!v.empty()) j[key] = v;
+  };
+  set("State", c.state);
+  set("StateReason", c.state_reason);
+  set("StateReasonCode", c.state_reason_code);
+  set("LastUpdateStatus", c.last_update_status);
+  set("LastUpdateStatusReason", c.last_update_status_reason);
+  set("LastUpdateStatusReasonCode", c.last_update_status_reason_code);
   return j;
 }
 

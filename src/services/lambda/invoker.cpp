@@ -251,11 +251,38 @@ class InvokerImpl : public Invoker {
     RETURN_IF_ERROR(base::MakeDirs(runtime_dir_, 0755));
     chmod(o_.work_dir.c_str(), 0755);
     if (o_.store) {
-      ASSIGN_OR_RETURN(watch_, o_.store->WatchPrefix("/lambda/", 0, [this](const auto&) {
-        std::lock_guard lock(cache_mu_);
-        cache_.clear();
-        cache_gen_++;
+      ASSIGN_OR_RETURN(watch_, o_.store->WatchPrefix("/lambda/", 0, [this](const auto& events) {
+        {
+          std::lock_guard lock(cache_mu_);
+          cache_.clear();
+          cache_gen_++;
+        }
+        // A written $LATEST may be Pending or InProgress: the preparer makes it ready.
+        static const std::string kFns = "/lambda/functions/", kLatestSuffix = "/latest";
+        std::lock_guard lock(prep_mu_);
+        for (const auto& ev : events) {
+          const std::string& k = ev.kv.key;
+          if (ev.type != store::Event::Type::kPut || k.rfind(kFns, 0) != 0 ||
+              k.size() <= kFns.size() + kLatestSuffix.size() ||
+              k.compare(k.size() - kLatestSuffix.size(), kLatestSuffix.size(), kLatestSuffix))
+            continue;
+          prep_queue_.insert(k.substr(kFns.size(), k.size() - kFns.size() - kLatestSuffix.size()));
+        }
+        prep_cv_.notify_one();
       }));
+      // Functions left Pending by a previous run (the server died while preparing).
+      std::string marker;
+      for (int page = 0; page < 10000; ++page) {
+        auto list = o_.lambda->ListFunctions(marker, 50);
+        if (!list.ok()) break;
+        std::lock_guard lock(prep_mu_);
+        for (const auto& c : list->items)
+          if (c.state == "Pending" || c.last_update_status == "InProgress")
+            prep_queue_.insert(c.name);
+        if (list->next_marker.empty()) break;
+        marker = list->next_marker;
+      }
+      preparer_ = std::thread([this] { PrepareLoop(); });
     }
     timer_ = std::thread([this] { TimerLoop(); });
     return Status::Ok();
@@ -368,9 +395,41 @@ class InvokerImpl : public Invoker {
     cv_.notify_all();
     timer_cv_.notify_all();
     if (timer_.joinable()) timer_.join();
+    {
+      std::lock_guard lock(prep_mu_);
+      prep_stop_ = true;
+    }
+    prep_cv_.notify_all();
+    if (preparer_.joinable()) preparer_.join();
   }
 
  private:
+  // ---- Preparing new code (Pending -> Active) ------------------------------------------
+
+  // Makes each Pending or InProgress $LATEST ready: its code unpacked into the code cache
+  // (what a cold start would do), then Active / Successful in the store.
+  void PrepareLoop() {
+    std::unique_lock lock(prep_mu_);
+    while (true) {
+      prep_cv_.wait(lock, [this] { return prep_stop_ || !prep_queue_.empty(); });
+      if (prep_stop_) return;
+      std::string name = *prep_queue_.begin();
+      prep_queue_.erase(prep_queue_.begin());
+      lock.unlock();
+      auto d = o_.lambda->GetFunction(name, "");
+      if (d.ok() &&
+          (d->config.state == "Pending" || d->config.last_update_status == "InProgress")) {
+        Status outcome = CodeDir(d->config).status();
+        if (!outcome.ok())
+          outcome = base::InvalidArgument("The function's code could not be unpacked: " +
+                                          outcome.message());
+        Status st = o_.lambda->FinishUpdate(name, d->config.revision_id, outcome);
+        if (!st.ok()) spdlog::warn("lambda: finishing the update of {}: {}", name, st.ToString());
+      }
+      lock.lock();
+    }
+  }
+
   // ---- Routing ------------------------------------------------------------------------
 
   void Route(std::shared_ptr<Invocation> inv, const FunctionDetails& details) {
@@ -1505,6 +1564,11 @@ class InvokerImpl : public Invoker {
   std::multimap<Clock::time_point, Deadline> deadlines_;
   std::map<std::string, FunctionStats> stats_;
   std::thread timer_;
+  std::mutex prep_mu_;
+  std::condition_variable prep_cv_;
+  std::set<std::string> prep_queue_;
+  bool prep_stop_ = false;
+  std::thread preparer_;
 
   std::mutex limit_mu_;
   Clock::time_point limit_read_{};

@@ -77,7 +77,13 @@ json ConfigToJson(const FunctionConfig& c) {
               {"code_size", c.code_size},
               {"code_sha256", c.code_sha256},
               {"last_modified", c.last_modified},
-              {"revision_id", c.revision_id}};
+              {"revision_id", c.revision_id},
+              {"state", c.state},
+              {"state_reason", c.state_reason},
+              {"state_reason_code", c.state_reason_code},
+              {"last_update_status", c.last_update_status},
+              {"last_update_status_reason", c.last_update_status_reason},
+              {"last_update_status_reason_code", c.last_update_status_reason_code}};
 }
 
 base::Result<FunctionConfig> ConfigFromJson(const json& j) {
@@ -99,6 +105,13 @@ base::Result<FunctionConfig> ConfigFromJson(const json& j) {
     c.code_sha256 = j.at("code_sha256").get<std::string>();
     c.last_modified = j.at("last_modified").get<std::string>();
     c.revision_id = j.at("revision_id").get<std::string>();
+    // Records written before states existed are Active.
+    c.state = j.value("state", std::string("Active"));
+    c.state_reason = j.value("state_reason", std::string());
+    c.state_reason_code = j.value("state_reason_code", std::string());
+    c.last_update_status = j.value("last_update_status", std::string("Successful"));
+    c.last_update_status_reason = j.value("last_update_status_reason", std::string());
+    c.last_update_status_reason_code = j.value("last_update_status_reason_code", std::string());
   } catch (const json::exception& e) {
     return base::Corruption(std::string("lambda: bad function record: ") + e.what());
   }
@@ -256,6 +269,10 @@ class LambdaImpl : public Lambda {
     c.code_size = code.size;
     c.code_sha256 = code.sha256;
     Touch(&c);
+    c.state = "Pending";
+    c.state_reason = "The function is being created.";
+    c.state_reason_code = "Creating";
+    c.last_update_status.clear();
 
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       store::Txn txn;
@@ -267,6 +284,10 @@ class LambdaImpl : public Lambda {
         published = rec.config;
         published.version = "1";
         published.revision_id = base::NewUuid();
+        published.state = "Active";
+        published.state_reason.clear();
+        published.state_reason_code.clear();
+        published.last_update_status = "Successful";
         to_write.last_version = 1;
         to_write.changed_since_publish = false;
         txn.success.push_back(store::Op::Put(
@@ -347,6 +368,7 @@ class LambdaImpl : public Lambda {
       rec.config.code_size = code.size;
       rec.config.code_sha256 = code.sha256;
       Touch(&rec.config);
+      MarkInProgress(&rec.config);
       rec.changed_since_publish = true;
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
@@ -378,6 +400,7 @@ class LambdaImpl : public Lambda {
         return base::FailedPrecondition(kRevisionMismatch);
       ApplySettings(settings, &rec.config);
       Touch(&rec.config);
+      MarkInProgress(&rec.config);
       rec.changed_since_publish = true;
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
@@ -446,6 +469,12 @@ class LambdaImpl : public Lambda {
       v.description = description.empty() ? rec.config.description : description;
       v.revision_id = base::NewUuid();
       v.last_modified = FormatLastModified(options_.clock->Now());
+      v.state = "Active";
+      v.state_reason.clear();
+      v.state_reason_code.clear();
+      v.last_update_status = "Successful";
+      v.last_update_status_reason.clear();
+      v.last_update_status_reason_code.clear();
       rec.last_version = number;
       rec.changed_since_publish = false;
       rec.config.revision_id = base::NewUuid();
@@ -772,6 +801,56 @@ class LambdaImpl : public Lambda {
     c->revision_id = base::NewUuid();
   }
 
+  // An update of a function that exists: it stays invocable (Active, or still Pending if
+  // its creation has not finished) while the update is prepared.
+  static void MarkInProgress(FunctionConfig* c) {
+    if (c->state == "Failed") {
+      c->state = "Pending";
+      c->state_reason = "The function is being created.";
+      c->state_reason_code = "Creating";
+    }
+    c->last_update_status = "InProgress";
+    c->last_update_status_reason = "The function is being created.";
+    c->last_update_status_reason_code = "Creating";
+  }
+
+ public:
+  base::Status FinishUpdate(const std::string& name, const std::string& revision_id,
+                            const base::Status& outcome) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      auto& [rec, rev] = latest;
+      FunctionConfig& c = rec.config;
+      if (c.revision_id != revision_id) return base::Status::Ok();  // superseded
+      if (c.state != "Pending" && c.last_update_status != "InProgress") return base::Status::Ok();
+      if (outcome.ok()) {
+        c.state = "Active";
+        c.state_reason.clear();
+        c.state_reason_code.clear();
+        c.last_update_status = "Successful";
+        c.last_update_status_reason.clear();
+        c.last_update_status_reason_code.clear();
+      } else {
+        bool creating = c.state == "Pending";
+        if (creating) {
+          c.state = "Failed";
+          c.state_reason = outcome.message();
+          c.state_reason_code = "InvalidConfiguration";
+        }
+        c.last_update_status = "Failed";
+        c.last_update_status_reason = outcome.message();
+        c.last_update_status_reason_code = "InvalidConfiguration";
+      }
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
+      txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return base::Status::Ok();
+    }
+    return base::Aborted("FinishUpdate " + name + ": too many concurrent changes");
+  }
+
+ private:
   static void ApplySettings(const FunctionSettings& s, FunctionConfig* c) {
     if (s.runtime) c->runtime = *s.runtime;
     if (s.role) c->role = *s.role;

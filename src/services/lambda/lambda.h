@@ -65,6 +65,13 @@ struct FunctionConfig {
   std::string code_sha256;    // base64 of the raw SHA-256, as AWS reports it
   std::string last_modified;  // "2026-11-23T20:00:00.000+0000"
   std::string revision_id;
+  // Lifecycle, as AWS's: a new function is Pending until its code is unpacked and ready
+  // (then Active); an update sets LastUpdateStatus InProgress until then (Successful).
+  // Failed (with a reason) when the code cannot be made ready. "" = omitted.
+  std::string state = "Active";
+  std::string state_reason, state_reason_code;
+  std::string last_update_status = "Successful";
+  std::string last_update_status_reason, last_update_status_reason_code;
 };
 
 // What UpdateFunctionConfiguration (and CreateFunction) may set; unset fields keep their
@@ -157,6 +164,11 @@ class Lambda {
   virtual base::Result<FunctionConfig> UpdateFunctionConfiguration(
       const std::string& name, const FunctionSettings& settings,
       const std::string& revision_id) = 0;
+  // Ends a Pending create or InProgress update of $LATEST at `revision_id` (a no-op when
+  // the function has changed since): Active/Successful when `outcome` is ok, else Failed
+  // with `outcome`'s message as the reason.
+  virtual base::Status FinishUpdate(const std::string& name, const std::string& revision_id,
+                                    const base::Status& outcome) = 0;
   // Deletes the function (qualifier empty) or one published version.
   virtual base::Status DeleteFunction(const std::string& name, const std::string& qualifier) = 0;
 
