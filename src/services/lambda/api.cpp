@@ -1,5 +1,6 @@
 #include "services/lambda/api.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -290,6 +291,15 @@ std::optional<aws::Error> ReadSettings(const json& body, FunctionSettings* s) {
     LAMBDA_TRY_READ(ReadStringMap(*it, "Variables", &vars));
     s->environment = vars.value_or(std::map<std::string, std::string>{});
   }
+  if (auto it = body.find("Layers"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) return TypeError("Layers", "a list");
+    std::vector<std::string> arns;
+    for (const auto& a : *it) {
+      if (!a.is_string()) return TypeError("Layers", "a list of strings");
+      arns.push_back(a.get<std::string>());
+    }
+    s->layers = std::move(arns);
+  }
   if (auto it = body.find("Architectures"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) return TypeError("Architectures", "a list");
     std::string repr = "[";
@@ -450,6 +460,11 @@ json ConfigJson(const Lambda& lambda, const FunctionConfig& c) {
       {"LoggingConfig", {{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + c.name}}},
   };
   if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
+  if (!c.layers.empty()) {
+    json layers = json::array();
+    for (const auto& l : c.layers) layers.push_back({{"Arn", l.arn}, {"CodeSize", l.size}});
+    j["Layers"] = std::move(layers);
+  }
   auto set = [&j](const char* key, const std::string& v) {
     if (!v.empty()) j[key] = v;
   };
@@ -642,6 +657,21 @@ class Routes {
       };
       svc->Add(std::move(r));
     }
+    const std::string layer = "/2018-10-31/layers/{LayerName}";
+    auto layer_arn = [&l_ = l_](const RestRequest& req, const Call&) -> Outcome<std::string> {
+      auto it = req.path.find("LayerName");
+      if (it == req.path.end()) return std::string("*");
+      auto v = req.path.find("VersionNumber");
+      return l_.LayerArn(it->second, 0) + (v == req.path.end() ? "" : ":" + v->second);
+    };
+    add("POST", layer + "/versions", "PublishLayerVersion", layer_arn,
+        &Routes::PublishLayerVersion);
+    add("GET", layer + "/versions", "ListLayerVersions", layer_arn, &Routes::ListLayerVersions);
+    add("GET", layer + "/versions/{VersionNumber}", "GetLayerVersion", layer_arn,
+        &Routes::GetLayerVersion);
+    add("DELETE", layer + "/versions/{VersionNumber}", "DeleteLayerVersion", layer_arn,
+        &Routes::DeleteLayerVersion);
+    add("GET", "/2018-10-31/layers", "ListLayers", star, &Routes::ListLayers);
     const std::string eic = "/2019-09-25/functions/{FunctionName}/event-invoke-config";
     add("PUT", eic, "PutFunctionEventInvokeConfig", qualified,
         &Routes::PutFunctionEventInvokeConfig);
@@ -980,6 +1010,159 @@ class Routes {
     auto tags = l_.ListTags(ref.name);
     if (!tags.ok()) return Err(tags.status(), ref.name);
     return RestResponse::FromJson(json{{"Tags", tags.value()}});
+  }
+
+  // --- Layers ---
+
+  json LayerJson(const LayerVersion& l) const {
+    json j{{"LayerArn", l_.LayerArn(l.name, 0)},
+           {"LayerVersionArn", l_.LayerArn(l.name, l.version)},
+           {"Description", l.description},
+           {"CreatedDate", l.created_date},
+           {"Version", l.version}};
+    if (!l.compatible_runtimes.empty()) j["CompatibleRuntimes"] = l.compatible_runtimes;
+    if (!l.compatible_architectures.empty())
+      j["CompatibleArchitectures"] = l.compatible_architectures;
+    if (!l.license_info.empty()) j["LicenseInfo"] = l.license_info;
+    return j;
+  }
+
+  std::optional<aws::Error> LayerName(const RestRequest& req, std::string* out) const {
+    auto it = req.path.find("LayerName");
+    std::string n = it == req.path.end() ? "" : it->second;
+    // A layer ARN is accepted where a name is: arn:aws:lambda:REGION:ACCOUNT:layer:NAME
+    auto parts = base::Split(n, ':');
+    if (parts.size() == 7 && parts[0] == "arn" && parts[5] == "layer") n = std::string(parts[6]);
+    if (n.empty() || n.size() > 140 || !AllNameChars(n))
+      return Validation(n, "layerName",
+                        "Member must satisfy regular expression pattern: "
+                        "(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+)|"
+                        "[a-zA-Z0-9-_]+");
+    *out = n;
+    return std::nullopt;
+  }
+
+  std::optional<aws::Error> LayerVersionNumber(const RestRequest& req, int64_t* out) const {
+    auto it = req.path.find("VersionNumber");
+    std::string v = it == req.path.end() ? "" : it->second;
+    if (v.empty() || v.size() > 15 || !AllDigits(v))
+      return aws::MakeError(400, "ValidationException",
+                            "1 validation error detected: Value '" + v +
+                                "' at 'versionNumber' failed to satisfy constraint: Member must "
+                                "be a number");
+    *out = std::stoll(v);
+    return std::nullopt;
+  }
+
+  Outcome<RestResponse> PublishLayerVersion(const RestRequest& req, Call&) {
+    std::string name;
+    LAMBDA_TRY_READ(LayerName(req, &name));
+    LAMBDA_BODY(body, req);
+    LayerVersion l;
+    l.name = name;
+    std::optional<std::string> description, license;
+    LAMBDA_TRY_READ(ReadString(body, "Description", &description));
+    LAMBDA_TRY_READ(ReadString(body, "LicenseInfo", &license));
+    l.description = description.value_or("");
+    l.license_info = license.value_or("");
+    for (const char* field : {"CompatibleRuntimes", "CompatibleArchitectures"}) {
+      auto it = body.find(field);
+      if (it == body.end() || it->is_null()) continue;
+      if (!it->is_array()) return *TypeError(field, "a list");
+      std::vector<std::string> values;
+      for (const auto& v : *it) {
+        if (!v.is_string()) return *TypeError(field, "a list of strings");
+        values.push_back(v.get<std::string>());
+      }
+      if (std::string(field) == "CompatibleRuntimes") {
+        if (values.size() > 15)
+          return Validation(it->dump(), "compatibleRuntimes",
+                            "Member must have length less than or equal to 15");
+        const auto& known = SupportedRuntimes();
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        for (const auto& r : values)
+          if (std::find(known.begin(), known.end(), r) == known.end())
+            return Validation(r, "compatibleRuntimes",
+                              "Member must satisfy constraint: [Member must satisfy enum value "
+                              "set: [" +
+                                  list + "]]");
+        l.compatible_runtimes = std::move(values);
+      } else {
+        for (const auto& a : values)
+          if (a != "x86_64" && a != "arm64")
+            return Validation(a, "compatibleArchitectures",
+                              "Member must satisfy constraint: [Member must satisfy enum value "
+                              "set: [x86_64, arm64]]");
+        l.compatible_architectures = std::move(values);
+      }
+    }
+    auto content = body.find("Content");
+    if (content == body.end() || content->is_null())
+      return Validation("null", "content", "Member must not be null");
+    auto zip = ReadZip(*content);
+    if (!zip.ok()) return zip.error();
+    auto out = l_.PublishLayerVersion(l, zip.value());
+    if (!out.ok()) return Err(out.status());
+    json j = LayerJson(out.value());
+    j["Content"] = {{"CodeSha256", out->code_sha256}, {"CodeSize", out->code_size}};
+    return RestResponse::FromJson(j, 201);
+  }
+
+  Outcome<RestResponse> GetLayerVersion(const RestRequest& req, Call&) {
+    std::string name;
+    int64_t version = 0;
+    LAMBDA_TRY_READ(LayerName(req, &name));
+    LAMBDA_TRY_READ(LayerVersionNumber(req, &version));
+    auto l = l_.GetLayerVersion(name, version);
+    if (!l.ok()) {
+      if (l.status().code() == base::Code::kNotFound)
+        return aws::MakeError(404, "ResourceNotFoundException",
+                              "The resource you requested does not exist.");
+      return Err(l.status());
+    }
+    json j = LayerJson(l.value());
+    j["Content"] = {{"CodeSha256", l->code_sha256}, {"CodeSize", l->code_size}};
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> ListLayerVersions(const RestRequest& req, Call&) {
+    std::string name;
+    LAMBDA_TRY_READ(LayerName(req, &name));
+    auto max = ReadMaxItems(req);
+    if (!max.ok()) return max.error();
+    auto page = l_.ListLayerVersions(name, QueryOr(req, "Marker"), max.value());
+    if (!page.ok()) return Err(page.status());
+    json vs = json::array();
+    for (const auto& l : page->items) vs.push_back(LayerJson(l));
+    json j = {{"LayerVersions", std::move(vs)}};
+    if (!page->next_marker.empty()) j["NextMarker"] = page->next_marker;
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> ListLayers(const RestRequest& req, Call&) {
+    auto max = ReadMaxItems(req);
+    if (!max.ok()) return max.error();
+    auto page = l_.ListLayers(QueryOr(req, "Marker"), max.value());
+    if (!page.ok()) return Err(page.status());
+    json ls = json::array();
+    for (const auto& l : page->items)
+      ls.push_back({{"LayerName", l.name},
+                    {"LayerArn", l_.LayerArn(l.name, 0)},
+                    {"LatestMatchingVersion", LayerJson(l)}});
+    json j = {{"Layers", std::move(ls)}};
+    if (!page->next_marker.empty()) j["NextMarker"] = page->next_marker;
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> DeleteLayerVersion(const RestRequest& req, Call&) {
+    std::string name;
+    int64_t version = 0;
+    LAMBDA_TRY_READ(LayerName(req, &name));
+    LAMBDA_TRY_READ(LayerVersionNumber(req, &version));
+    base::Status st = l_.DeleteLayerVersion(name, version);
+    if (!st.ok()) return Err(st);
+    return NoContent();
   }
 
   // --- Event invoke configs (asynchronous invocation settings) ---

@@ -504,6 +504,9 @@ class InvokerImpl : public Invoker {
   // The pool key of a function's configuration; "" when its runtime has no prestart mode.
   std::string PoolKey(const FunctionConfig& c) const {
     if (o_.prestart_pool_size <= 0) return "";
+    // Layers are merged at /opt when the sandbox is built; a prestarted sandbox has no
+    // /opt to merge into, so functions with layers start fresh.
+    if (!c.layers.empty()) return "";
     std::vector<std::string> argv = RuntimeArgv(c.runtime);
     if (argv.empty()) return "";
     return argv[0] + " " + argv[1] + "|" + std::to_string(c.memory_size) + "|" +
@@ -963,7 +966,13 @@ class InvokerImpl : public Invoker {
   }
 
   Result<std::string> CodeDir(const FunctionConfig& c) {
-    std::string hex = c.code_digest.substr(c.code_digest.find(':') + 1);
+    for (const auto& l : c.layers) RETURN_IF_ERROR(DigestDir(l.digest).status());
+    return DigestDir(c.code_digest);
+  }
+
+  // A zip (function code or layer) from the BlobStore, unpacked once per digest.
+  Result<std::string> DigestDir(const std::string& digest) {
+    std::string hex = digest.substr(digest.find(':') + 1);
     std::string dir = code_dir_ + "/" + hex;
     std::shared_ptr<std::mutex> m;
     {
@@ -975,7 +984,7 @@ class InvokerImpl : public Invoker {
     std::lock_guard lock(*m);
     struct stat sb;
     if (stat(dir.c_str(), &sb) == 0) return dir;
-    ASSIGN_OR_RETURN(std::string zip, o_.blobs->Get(c.code_digest));
+    ASSIGN_OR_RETURN(std::string zip, o_.blobs->Get(digest));
     std::string tmp = dir + ".tmp-" + HexId(8);
     RETURN_IF_ERROR(base::MakeDirs(tmp, 0755));
     chmod(tmp.c_str(), 0755);
@@ -1078,15 +1087,23 @@ class InvokerImpl : public Invoker {
               std::optional<sandbox::Process>* proc_out) {
     std::string code;
     std::vector<std::string> argv;
+    std::vector<std::string> opt_layers;
     if (env->prestart) {
       code = empty_dir_;
       argv = env->argv;
     } else {
       const FunctionConfig& c = *env->config;
       ASSIGN_OR_RETURN(code, CodeDir(c));
+      for (const auto& l : c.layers) {
+        ASSIGN_OR_RETURN(std::string dir, DigestDir(l.digest));
+        opt_layers.push_back(dir);
+      }
       argv = RuntimeArgv(c.runtime);
       if (argv.empty()) {
         if (access((code + "/bootstrap").c_str(), X_OK) == 0) argv = {"/var/task/bootstrap"};
+        // /opt/bootstrap: from the topmost layer that has one.
+        for (auto it = opt_layers.rbegin(); argv.empty() && it != opt_layers.rend(); ++it)
+          if (access((*it + "/bootstrap").c_str(), X_OK) == 0) argv = {"/opt/bootstrap"};
         if (argv.empty()) {
           env->boot_error = ErrorPayload(
               "Runtime.InvalidEntrypoint",
@@ -1108,6 +1125,7 @@ class InvokerImpl : public Invoker {
     spec.root = sandbox::RootKind::kLean;
     spec.lean.host_dirs = o_.host_dirs;
     spec.lean.code_dir = code;
+    spec.lean.opt_layers = opt_layers;
     spec.binds.push_back({runtime_dir_, "/var/runtime", true});
     spec.read_only_root = true;
     spec.tmp_bytes = static_cast<uint64_t>(env->ephemeral_mb) << 20;

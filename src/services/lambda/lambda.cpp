@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/crypto.h"
 #include "base/ids.h"
@@ -42,6 +43,17 @@ std::string EventInvokeKey(const std::string& name, const std::string& qualifier
 std::string RefOwner(const std::string& name, const std::string& version) {
   return "lambda/" + name + "/" + version;
 }
+std::string LayerRefOwner(const std::string& name, const std::string& version) {
+  return RefOwner(name, version) + "#layer";
+}
+const std::string kLayersPrefix = "/lambda/layers/";
+std::string LayerPrefix(const std::string& name) { return kLayersPrefix + name + "/"; }
+std::string LayerKey(const std::string& name, int64_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%010lld", static_cast<long long>(v));
+  return LayerPrefix(name) + buf;
+}
+std::string LayerNextKey(const std::string& name) { return "/lambda/layer-next/" + name; }
 
 // A version number ("1".."9999999999"), or nullopt.
 std::optional<int64_t> ParseVersion(const std::string& s) {
@@ -62,6 +74,13 @@ struct LatestRecord {
   bool changed_since_publish = true;
 };
 
+json LayersToJson(const std::vector<LayerRef>& layers) {
+  json a = json::array();
+  for (const auto& l : layers)
+    a.push_back({{"arn", l.arn}, {"digest", l.digest}, {"size", l.size}});
+  return a;
+}
+
 json ConfigToJson(const FunctionConfig& c) {
   return json{{"name", c.name},
               {"version", c.version},
@@ -76,6 +95,7 @@ json ConfigToJson(const FunctionConfig& c) {
               {"code_digest", c.code_digest},
               {"code_size", c.code_size},
               {"code_sha256", c.code_sha256},
+              {"layers", LayersToJson(c.layers)},
               {"last_modified", c.last_modified},
               {"revision_id", c.revision_id},
               {"state", c.state},
@@ -105,6 +125,11 @@ base::Result<FunctionConfig> ConfigFromJson(const json& j) {
     c.code_sha256 = j.at("code_sha256").get<std::string>();
     c.last_modified = j.at("last_modified").get<std::string>();
     c.revision_id = j.at("revision_id").get<std::string>();
+    if (j.contains("layers"))
+      for (const auto& l : j["layers"])
+        c.layers.push_back(LayerRef{l.at("arn").get<std::string>(),
+                                    l.at("digest").get<std::string>(),
+                                    l.at("size").get<uint64_t>()});
     // Records written before states existed are Active.
     c.state = j.value("state", std::string("Active"));
     c.state_reason = j.value("state_reason", std::string());
@@ -164,6 +189,41 @@ base::Result<Alias> DecodeAlias(const std::string& s) {
     return base::Corruption(std::string("lambda: bad alias record: ") + e.what());
   }
   return a;
+}
+
+std::string EncodeLayer(const LayerVersion& l) {
+  return json{{"name", l.name},
+              {"version", l.version},
+              {"description", l.description},
+              {"license_info", l.license_info},
+              {"runtimes", l.compatible_runtimes},
+              {"architectures", l.compatible_architectures},
+              {"digest", l.digest},
+              {"size", l.code_size},
+              {"sha256", l.code_sha256},
+              {"created", l.created_date}}
+      .dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+base::Result<LayerVersion> DecodeLayer(const std::string& s) {
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_object()) return base::Corruption("lambda: layer record is not JSON");
+  LayerVersion l;
+  try {
+    l.name = j.at("name").get<std::string>();
+    l.version = j.at("version").get<int64_t>();
+    l.description = j.at("description").get<std::string>();
+    l.license_info = j.at("license_info").get<std::string>();
+    l.compatible_runtimes = j.at("runtimes").get<std::vector<std::string>>();
+    l.compatible_architectures = j.at("architectures").get<std::vector<std::string>>();
+    l.digest = j.at("digest").get<std::string>();
+    l.code_size = j.at("size").get<uint64_t>();
+    l.code_sha256 = j.at("sha256").get<std::string>();
+    l.created_date = j.at("created").get<std::string>();
+  } catch (const json::exception& e) {
+    return base::Corruption(std::string("lambda: bad layer record: ") + e.what());
+  }
+  return l;
 }
 
 std::string EncodeEventInvoke(const EventInvokeConfig& c) {
@@ -265,6 +325,9 @@ class LambdaImpl : public Lambda {
     c.name = req.name;
     ApplySettings(req.settings, &c);
     RETURN_IF_ERROR(CheckEnvironment(c.environment));
+    if (req.settings.layers) {
+      ASSIGN_OR_RETURN(c.layers, ResolveLayers(*req.settings.layers));
+    }
     c.code_digest = code.digest;
     c.code_size = code.size;
     c.code_sha256 = code.sha256;
@@ -294,7 +357,9 @@ class LambdaImpl : public Lambda {
             VersionKey(req.name, 1),
             ConfigToJson(published).dump(-1, ' ', false, json::error_handler_t::replace)));
         AppendOps(&txn.success, blobs_->AddRefOps(code.digest, RefOwner(req.name, "1")));
+        AddLayerRefs(c.layers, req.name, "1", &txn);
       }
+      AddLayerRefs(c.layers, req.name, kLatest, &txn);
       txn.success.push_back(store::Op::Put(LatestKey(req.name), EncodeLatest(to_write)));
       txn.success.push_back(store::Op::Put(kNamesPrefix + req.name, ""));
       if (!req.tags.empty())
@@ -393,17 +458,27 @@ class LambdaImpl : public Lambda {
       const std::string& name, const FunctionSettings& settings,
       const std::string& revision_id) override {
     if (settings.environment) RETURN_IF_ERROR(CheckEnvironment(*settings.environment));
+    std::optional<std::vector<LayerRef>> layers;
+    if (settings.layers) {
+      ASSIGN_OR_RETURN(layers, ResolveLayers(*settings.layers));
+    }
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
       auto& [rec, rev] = latest;
       if (!revision_id.empty() && revision_id != rec.config.revision_id)
         return base::FailedPrecondition(kRevisionMismatch);
+      std::vector<LayerRef> old_layers = rec.config.layers;
       ApplySettings(settings, &rec.config);
+      if (layers) rec.config.layers = *layers;
       Touch(&rec.config);
       MarkInProgress(&rec.config);
       rec.changed_since_publish = true;
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
+      if (layers && *layers != old_layers) {
+        DropLayerRefs(old_layers, name, kLatest, &txn);
+        AddLayerRefs(*layers, name, kLatest, &txn);
+      }
       txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
       ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return rec.config;
@@ -425,9 +500,11 @@ class LambdaImpl : public Lambda {
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
       AppendOps(&txn.success, blobs_->DropRefOps(rec.config.code_digest, RefOwner(name, kLatest)));
+      DropLayerRefs(rec.config.layers, name, kLatest, &txn);
       for (const auto& kv : versions.kvs) {
         ASSIGN_OR_RETURN(FunctionConfig v, DecodeConfig(kv.value));
         AppendOps(&txn.success, blobs_->DropRefOps(v.code_digest, RefOwner(name, v.version)));
+        DropLayerRefs(v.layers, name, v.version, &txn);
       }
       if (conc) {
         ASSIGN_OR_RETURN(CountMap m, DecodeCountMap(conc->value));
@@ -483,6 +560,7 @@ class LambdaImpl : public Lambda {
       txn.compares.push_back(store::Compare::KeyMissing(VersionKey(name, number)));
       txn.compares.push_back(blobs_->AddRefGuard(v.code_digest));
       AppendOps(&txn.success, blobs_->AddRefOps(v.code_digest, RefOwner(name, v.version)));
+      AddLayerRefs(v.layers, name, v.version, &txn);
       txn.success.push_back(
           store::Op::Put(VersionKey(name, number),
                          ConfigToJson(v).dump(-1, ' ', false, json::error_handler_t::replace)));
@@ -814,6 +892,142 @@ class LambdaImpl : public Lambda {
     c->last_update_status_reason_code = "Creating";
   }
 
+  // --- Layers ---
+
+  // The layer versions named by `arns`, in order; InvalidArgument as AWS words it.
+  base::Result<std::vector<LayerRef>> ResolveLayers(const std::vector<std::string>& arns) {
+    if (arns.size() > 5) return base::InvalidArgument("Cannot reference more than 5 layers.");
+    std::vector<LayerRef> out;
+    std::set<std::string> seen_names;
+    for (const std::string& arn : arns) {
+      std::vector<std::string_view> p = base::Split(arn, ':');
+      std::optional<int64_t> v;
+      if (p.size() == 8 && p[0] == "arn" && p[2] == "lambda" && p[5] == "layer")
+        v = ParseVersion(std::string(p[7]));
+      if (!v || p[3] != options_.region || p[4] != options_.account_id)
+        return base::InvalidArgument("Layer version " + arn + " does not exist.");
+      std::string lname(p[6]);
+      if (!seen_names.insert(lname).second)
+        return base::InvalidArgument(
+            "Two different versions of the same layer are not allowed to be referenced in the "
+            "same function. " +
+            LayerArn(lname, 0) + " is referenced more than once.");
+      ASSIGN_OR_RETURN(auto kv, store_->Get(LayerKey(lname, *v)));
+      if (!kv) return base::InvalidArgument("Layer version " + arn + " does not exist.");
+      ASSIGN_OR_RETURN(LayerVersion l, DecodeLayer(kv->value));
+      out.push_back(LayerRef{arn, l.digest, l.code_size});
+    }
+    return out;
+  }
+
+  void AddLayerRefs(const std::vector<LayerRef>& layers, const std::string& name,
+                    const std::string& version, store::Txn* txn) {
+    for (const auto& l : layers) {
+      txn->compares.push_back(blobs_->AddRefGuard(l.digest));
+      AppendOps(&txn->success, blobs_->AddRefOps(l.digest, LayerRefOwner(name, version)));
+    }
+  }
+  void DropLayerRefs(const std::vector<LayerRef>& layers, const std::string& name,
+                     const std::string& version, store::Txn* txn) {
+    for (const auto& l : layers)
+      AppendOps(&txn->success, blobs_->DropRefOps(l.digest, LayerRefOwner(name, version)));
+  }
+
+ public:
+  std::string LayerArn(const std::string& name, int64_t version) const override {
+    std::string arn =
+        "arn:aws:lambda:" + options_.region + ":" + options_.account_id + ":layer:" + name;
+    if (version > 0) arn += ":" + std::to_string(version);
+    return arn;
+  }
+
+  base::Result<LayerVersion> PublishLayerVersion(const LayerVersion& in,
+                                                 const std::string& zip) override {
+    ASSIGN_OR_RETURN(Code code, StoreCode(zip));
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto next, store_->Get(LayerNextKey(in.name)));
+      int64_t number = 1;
+      if (next) number = std::max<int64_t>(1, std::atoll(next->value.c_str()));
+      LayerVersion l = in;
+      l.version = number;
+      l.digest = code.digest;
+      l.code_size = code.size;
+      l.code_sha256 = code.sha256;
+      l.created_date = FormatLastModified(options_.clock->Now());
+      store::Txn txn;
+      txn.compares.push_back(
+          store::Compare::ModRevisionIs(LayerNextKey(in.name), next ? next->mod_revision : 0));
+      txn.compares.push_back(blobs_->AddRefGuard(code.digest));
+      txn.success.push_back(store::Op::Put(LayerNextKey(in.name), std::to_string(number + 1)));
+      txn.success.push_back(store::Op::Put(LayerKey(in.name, number), EncodeLayer(l)));
+      AppendOps(&txn.success, blobs_->AddRefOps(code.digest, "lambda-layer/" + in.name + "/" +
+                                                                 std::to_string(number)));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return l;
+      ASSIGN_OR_RETURN(Code again, StoreCode(zip));  // in case the guard failed
+      (void)again;
+    }
+    return base::Aborted("PublishLayerVersion " + in.name + ": too many concurrent changes");
+  }
+
+  base::Result<LayerVersion> GetLayerVersion(const std::string& name, int64_t version) override {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(LayerKey(name, version)));
+    if (!kv) return base::NotFound("The resource you requested does not exist.");
+    return DecodeLayer(kv->value);
+  }
+
+  base::Result<Page<LayerVersion>> ListLayerVersions(const std::string& name,
+                                                     const std::string& marker,
+                                                     int max_items) override {
+    ASSIGN_OR_RETURN(store::RangeResult rr,
+                     store_->Range(store::KeyRange::Prefix(LayerPrefix(name))));
+    Page<LayerVersion> page;
+    std::optional<int64_t> after;
+    if (!marker.empty()) after = ParseVersion(marker);
+    for (auto it = rr.kvs.rbegin(); it != rr.kvs.rend(); ++it) {
+      ASSIGN_OR_RETURN(LayerVersion l, DecodeLayer(it->value));
+      if (after && l.version >= *after) continue;
+      if (static_cast<int>(page.items.size()) >= max_items) {
+        page.next_marker = std::to_string(page.items.back().version);
+        break;
+      }
+      page.items.push_back(std::move(l));
+    }
+    return page;
+  }
+
+  base::Result<Page<LayerVersion>> ListLayers(const std::string& marker, int max_items) override {
+    ASSIGN_OR_RETURN(store::RangeResult rr, store_->Range(store::KeyRange::Prefix(kLayersPrefix)));
+    std::map<std::string, LayerVersion> newest;
+    for (const auto& kv : rr.kvs) {
+      ASSIGN_OR_RETURN(LayerVersion l, DecodeLayer(kv.value));
+      if (!marker.empty() && l.name <= marker) continue;
+      newest[l.name] = std::move(l);  // keys ascend: the last one is the newest
+    }
+    Page<LayerVersion> page;
+    for (auto& [n, l] : newest) {
+      if (static_cast<int>(page.items.size()) >= max_items) {
+        page.next_marker = page.items.back().name;
+        break;
+      }
+      page.items.push_back(std::move(l));
+    }
+    return page;
+  }
+
+  base::Status DeleteLayerVersion(const std::string& name, int64_t version) override {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(LayerKey(name, version)));
+    if (!kv) return base::Status::Ok();  // as AWS: deleting a missing version succeeds
+    ASSIGN_OR_RETURN(LayerVersion l, DecodeLayer(kv->value));
+    store::Txn txn;
+    txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
+    AppendOps(&txn.success,
+              blobs_->DropRefOps(l.digest, "lambda-layer/" + name + "/" + std::to_string(version)));
+    txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
+    return CommitTxn(txn).status();
+  }
+
+ private:
  public:
   base::Status FinishUpdate(const std::string& name, const std::string& revision_id,
                             const base::Status& outcome) override {
@@ -986,6 +1200,7 @@ class LambdaImpl : public Lambda {
     store::Txn txn;
     txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
     AppendOps(&txn.success, blobs_->DropRefOps(v.code_digest, RefOwner(name, v.version)));
+    DropLayerRefs(v.layers, name, v.version, &txn);
     txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
     txn.success.push_back(
         store::Op::Delete(store::KeyRange::Exact(EventInvokeKey(name, v.version))));

@@ -15,6 +15,10 @@
 //   /lambda/functions/<name>/tags                 tags
 //   /lambda/functions/<name>/eventinvoke/<qual>   event invoke config per qualifier
 //   /lambda/account/concurrency                   reserved concurrency per function
+//   /lambda/layers/<name>/<%010d>                 layer versions (immutable)
+//   /lambda/layer-next/<name>                     the next layer version number
+// Layer blob references: owner "lambda-layer/<name>/<version>", and for each function
+// version using it "lambda/<name>/<version>#layer".
 // Blob references: owner "lambda/<name>/$LATEST" and "lambda/<name>/<version>".
 //
 // Errors (mapped to AWS codes in api.cpp): InvalidArgument = InvalidParameterValue,
@@ -51,6 +55,14 @@ struct Options {
 
 inline constexpr char kLatest[] = "$LATEST";
 
+// A layer version a function uses (resolved from its ARN when the function was written).
+struct LayerRef {
+  std::string arn;     // arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION
+  std::string digest;  // the layer zip in the BlobStore
+  uint64_t size = 0;
+  bool operator==(const LayerRef&) const = default;
+};
+
 // Configuration of one function version ($LATEST or a published number).
 struct FunctionConfig {
   std::string name;
@@ -62,8 +74,9 @@ struct FunctionConfig {
   std::map<std::string, std::string> environment;
   std::string code_digest;  // "sha256:<hex>" in the BlobStore
   uint64_t code_size = 0;
-  std::string code_sha256;    // base64 of the raw SHA-256, as AWS reports it
-  std::string last_modified;  // "2026-11-23T20:00:00.000+0000"
+  std::string code_sha256;       // base64 of the raw SHA-256, as AWS reports it
+  std::vector<LayerRef> layers;  // merged at /opt in this order (later ones on top)
+  std::string last_modified;     // "2026-11-23T20:00:00.000+0000"
   std::string revision_id;
   // Lifecycle, as AWS's: a new function is Pending until its code is unpacked and ready
   // (then Active); an update sets LastUpdateStatus InProgress until then (Successful).
@@ -80,6 +93,21 @@ struct FunctionSettings {
   std::optional<std::string> runtime, role, handler, description;
   std::optional<int> timeout, memory_size, ephemeral_storage;
   std::optional<std::map<std::string, std::string>> environment;
+  std::optional<std::vector<std::string>> layers;  // layer version ARNs
+};
+
+// PublishLayerVersion's record.
+struct LayerVersion {
+  std::string name;
+  int64_t version = 0;
+  std::string description, license_info;
+  std::vector<std::string> compatible_runtimes, compatible_architectures;
+  std::string digest;  // the zip in the BlobStore
+  uint64_t code_size = 0;
+  std::string code_sha256;  // base64 of the raw SHA-256
+  std::string created_date;
+
+  bool operator==(const LayerVersion&) const = default;
 };
 
 struct CreateFunctionRequest {
@@ -212,6 +240,20 @@ class Lambda {
   virtual base::Result<Page<EventInvokeConfig>> ListEventInvokeConfigs(const std::string& name,
                                                                        const std::string& marker,
                                                                        int max_items) = 0;
+
+  // Layers. Versions count from 1 and are never reused, even after a delete. Deleting a
+  // version leaves functions that use it working (they hold a reference to its code).
+  virtual std::string LayerArn(const std::string& name, int64_t version = 0) const = 0;
+  virtual base::Result<LayerVersion> PublishLayerVersion(const LayerVersion& layer,
+                                                         const std::string& zip) = 0;
+  virtual base::Result<LayerVersion> GetLayerVersion(const std::string& name, int64_t version) = 0;
+  // Newest first; the marker is the last version number returned.
+  virtual base::Result<Page<LayerVersion>> ListLayerVersions(const std::string& name,
+                                                             const std::string& marker,
+                                                             int max_items) = 0;
+  // Each layer's newest version; the marker is the last layer name returned.
+  virtual base::Result<Page<LayerVersion>> ListLayers(const std::string& marker, int max_items) = 0;
+  virtual base::Status DeleteLayerVersion(const std::string& name, int64_t version) = 0;
 
   virtual base::Result<std::map<std::string, std::string>> ListTags(const std::string& name) = 0;
   virtual base::Status TagResource(const std::string& name,
