@@ -264,6 +264,13 @@ def main():
     try:
         if only == "c":
             return async_bench(tmp, servers)
+        if only == "a":
+            pooled = Server(tmp, "pooled")
+            servers.append(pooled)
+            ours, inits = cold_starts(pooled, "pooled")
+            print("(a) stratus (prestart pool) p50 %.2f p99 %.2f; Init Duration p50 %.2f" %
+                  (pct(ours, 50), pct(ours, 99), pct(inits, 50) if inits else -1))
+            return
         # (a) cold starts
         pooled = Server(tmp, "pooled")
         servers.append(pooled)

@@ -425,6 +425,7 @@ class InvokerImpl : public Invoker {
                                           outcome.message());
         Status st = o_.lambda->FinishUpdate(name, d->config.revision_id, outcome);
         if (!st.ok()) spdlog::warn("lambda: finishing the update of {}: {}", name, st.ToString());
+        if (outcome.ok()) RetireOlder(name, d->config.revision_id);
       }
       lock.lock();
     }
@@ -621,6 +622,19 @@ class InvokerImpl : public Invoker {
     for (auto& [key, fs] : functions_)
       if (!fs->reserved) n += fs->active();
     return n;
+  }
+
+  // Retires the idle environments of $LATEST configurations older than `revision` now, so
+  // that tearing them down does not coincide with the next invocation's cold start.
+  void RetireOlder(const std::string& name, const std::string& revision) {
+    std::lock_guard lock(mu_);
+    for (auto& [k, fs] : functions_) {
+      if (fs->name == name && fs->version == kLatest && fs->revision != revision && !fs->retired) {
+        fs->retired = true;
+        for (Env* e : fs->idle) KillLocked(*e);
+        fs->idle.clear();
+      }
+    }
   }
 
   FunctionState* StateFor(const std::string& key, const FunctionDetails& d) {
