@@ -19,6 +19,7 @@
 #include "services/iam/iam.h"
 #include "services/lambda/api.h"
 #include "services/lambda/async_queue.h"
+#include "services/lambda/function_url.h"
 #include "services/lambda/invoker.h"
 #include "services/lambda/lambda.h"
 #include "services/logs/api.h"
@@ -229,7 +230,9 @@ class AppImpl : public App {
     aq.throttle_delay = std::chrono::milliseconds(config.lambda_async_throttle_delay_ms);
     aq.max_in_flight = static_cast<int>(config.lambda_account_concurrency);
     ASSIGN_OR_RETURN(async_, lambda::StartAsyncQueue(aq));
-    lambda_service_ = lambda::MakeLambdaService(*lambda_, invoker_.get(), async_.get());
+    lambda_service_ = lambda::MakeLambdaService(*lambda_, invoker_.get(), async_.get(),
+                                                "localhost:" + std::to_string(http_->port()));
+    function_urls_ = std::make_unique<lambda::FunctionUrls>(*lambda_, *invoker_);
 
     credentials_ =
         std::make_unique<EdgeCredentials>(root, config.account_id, &iam::Credentials(*iam_));
@@ -251,6 +254,7 @@ class AppImpl : public App {
     registry_ = std::make_unique<ecr::Registry>(*ecr_);
     edge_->Register(ecr_service_.get());
     edge_->SetRegistry(registry_.get());
+    edge_->SetFunctionUrls(function_urls_.get());
     ecr_->StartController();
     edge_->SetGauges([this] {
       auto s = http_->stats();
@@ -297,6 +301,7 @@ class AppImpl : public App {
     ecr_service_.reset();
     ecr_.reset();
     lambda_service_.reset();
+    function_urls_.reset();
     async_.reset();
     invoker_.reset();
     lambda_.reset();
@@ -343,6 +348,7 @@ class AppImpl : public App {
   std::unique_ptr<lambda::LogSink> lambda_logs_;
   std::unique_ptr<lambda::Invoker> invoker_;
   std::unique_ptr<lambda::AsyncQueue> async_;
+  std::unique_ptr<lambda::FunctionUrls> function_urls_;
   std::unique_ptr<aws::Service> lambda_service_;
   std::unique_ptr<ecr::Ecr> ecr_;
   std::unique_ptr<aws::Service> ecr_service_;

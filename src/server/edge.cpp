@@ -10,6 +10,7 @@
 #include "base/ids.h"
 #include "base/strings.h"
 #include "services/ecr/registry.h"
+#include "services/lambda/function_url.h"
 
 namespace server {
 
@@ -172,6 +173,19 @@ void Edge::Handle(http::Request&& req, http::Responder respond) {
     return HandleRegistry(call, std::move(req), std::move(finish));
   }
 
+  if (function_urls_ != nullptr && lambda::FunctionUrls::UrlId(req)) {
+    call->service = "lambda";
+    call->protocol = aws::Protocol::kRestJson;
+    call->operation = "InvokeFunctionUrl";
+    metrics_->RequestStarted();
+    http::Responder finish = [this, call, started, respond = std::move(respond)](http::Response r) {
+      metrics_->RequestFinished("lambda-url", call->operation, r.status,
+                                std::chrono::steady_clock::now() - started);
+      respond(std::move(r));
+    };
+    return HandleFunctionUrl(call, std::move(req), std::move(finish));
+  }
+
   Route route = Classify(req);
   call->service = route.service;
   call->protocol = route.protocol;
@@ -269,6 +283,34 @@ void Edge::HandleRegistry(std::shared_ptr<aws::Call> call, http::Request&& req,
     call->principal.user_id = options_.account_id;
   }
   registry_->Handle(*call, std::move(req), std::move(finish));
+}
+
+// Function URLs: SigV4 is verified here when the request carries it; whether the URL needs
+// it (AuthType AWS_IAM) or allows anonymous callers (NONE) is the handler's business.
+void Edge::HandleFunctionUrl(std::shared_ptr<aws::Call> call, http::Request&& req,
+                             http::Responder finish) {
+  const std::string* authz = req.Find("Authorization");
+  bool sigv4 = (authz != nullptr && authz->rfind("AWS4-HMAC-SHA256", 0) == 0) ||
+               req.query.find("X-Amz-Credential=") != std::string::npos;
+  bool verified_ok = false;
+  if (sigv4) {
+    std::vector<auth::Header> headers;
+    headers.reserve(req.headers.size());
+    for (const auto& h : req.headers) headers.push_back({h.name, h.value});
+    auth::HttpRequestView view{req.method, req.path, req.query, &headers, req.body};
+    auto verified = auth::Verify(view, *credentials_, *clock_, auth::VerifyOptions{});
+    if (auto* failure = std::get_if<auth::AuthFailure>(&verified)) {
+      spdlog::info("{} function URL auth failed from {}: {}", call->request_id, req.remote_ip,
+                   failure->message);
+    } else {
+      auto& ok = std::get<auth::VerifiedRequest>(verified);
+      call->principal = ok.credential.principal;
+      call->access_key_id = ok.credential.access_key_id;
+      if (!call->principal.account_id.empty()) call->account_id = call->principal.account_id;
+      verified_ok = true;
+    }
+  }
+  function_urls_->Handle(*call, verified_ok, std::move(req), std::move(finish));
 }
 
 }  // namespace server

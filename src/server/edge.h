@@ -18,6 +18,9 @@
 #include "http/message.h"
 #include "server/metrics.h"
 
+namespace lambda {
+class FunctionUrls;
+}
 namespace ecr {
 class Registry;
 }
@@ -53,6 +56,10 @@ class Edge {
   // its own authentication for Basic tokens and anonymous pulls; the edge verifies SigV4
   // when the request carries it. Not thread-safe: set before serving.
   void SetRegistry(ecr::Registry* registry) { registry_ = registry; }
+  // Function URLs (DESIGN §2: Host <id>.lambda-url.*, after /v2/). The edge verifies SigV4
+  // when the request carries it; the URL's AuthType decides whether it must. Not
+  // thread-safe: set before serving.
+  void SetFunctionUrls(lambda::FunctionUrls* urls) { function_urls_ = urls; }
   // Gauges added to /metrics at render time (connections open, ...).
   // Further Prometheus text appended to /metrics (labelled series from services).
   void SetExtraMetrics(std::function<std::string()> extra) { extra_metrics_ = std::move(extra); }
@@ -72,9 +79,12 @@ class Edge {
   std::function<std::map<std::string, double>()> gauges_;
   std::function<std::string()> extra_metrics_;
   ecr::Registry* registry_ = nullptr;
+  lambda::FunctionUrls* function_urls_ = nullptr;
 
   void HandleRegistry(std::shared_ptr<aws::Call> call, http::Request&& request,
                       http::Responder finish);
+  void HandleFunctionUrl(std::shared_ptr<aws::Call> call, http::Request&& request,
+                         http::Responder finish);
 };
 
 }  // namespace server

@@ -556,8 +556,8 @@ std::optional<aws::Error> CheckVersionValue(const std::string& v) {
 
 class Routes {
  public:
-  Routes(Lambda& lambda, Invoker* invoker, AsyncQueue* async)
-      : l_(lambda), invoker_(invoker), async_(async) {}
+  Routes(Lambda& lambda, Invoker* invoker, AsyncQueue* async, std::string url_host)
+      : l_(lambda), invoker_(invoker), async_(async), url_host_(std::move(url_host)) {}
 
   // `self` is this object; every handler holds it so the routes live as long as the service.
   std::unique_ptr<aws::Service> Build(const std::shared_ptr<Routes>& self) {
@@ -657,6 +657,16 @@ class Routes {
       };
       svc->Add(std::move(r));
     }
+    const std::string url = "/2021-10-31/functions/{FunctionName}/url";
+    add("POST", url, "CreateFunctionUrlConfig", qualified, &Routes::CreateFunctionUrlConfig);
+    add("GET", url, "GetFunctionUrlConfig", qualified, &Routes::GetFunctionUrlConfig);
+    add("PUT", url, "UpdateFunctionUrlConfig", qualified, &Routes::UpdateFunctionUrlConfig);
+    add("DELETE", url, "DeleteFunctionUrlConfig", qualified, &Routes::DeleteFunctionUrlConfig);
+    add("GET", url + "s", "ListFunctionUrlConfigs", unqualified, &Routes::ListFunctionUrlConfigs);
+    add("POST", fn + "/policy", "AddPermission", qualified, &Routes::AddPermission);
+    add("GET", fn + "/policy", "GetPolicy", qualified, &Routes::GetPolicy);
+    add("DELETE", fn + "/policy/{StatementId}", "RemovePermission", qualified,
+        &Routes::RemovePermission);
     const std::string layer = "/2018-10-31/layers/{LayerName}";
     auto layer_arn = [&l_ = l_](const RestRequest& req, const Call&) -> Outcome<std::string> {
       auto it = req.path.find("LayerName");
@@ -1010,6 +1020,264 @@ class Routes {
     auto tags = l_.ListTags(ref.name);
     if (!tags.ok()) return Err(tags.status(), ref.name);
     return RestResponse::FromJson(json{{"Tags", tags.value()}});
+  }
+
+  // --- Function URLs ---
+
+  std::string UrlOf(const FunctionUrlConfig& c) const {
+    return "http://" + c.url_id + ".lambda-url." + l_.options().region + "." + url_host_ + "/";
+  }
+
+  json UrlJson(const FunctionUrlConfig& c, bool full, bool with_mode) const {
+    json j{{"FunctionUrl", UrlOf(c)},
+           {"FunctionArn", l_.FunctionArn(c.function_name, c.qualifier)},
+           {"AuthType", c.auth_type},
+           {"CreationTime", c.creation_time}};
+    if (full) j["LastModifiedTime"] = c.last_modified_time;
+    if (full || with_mode) j["InvokeMode"] = c.invoke_mode;
+    if (c.cors) {
+      json k = json::object();
+      k["AllowCredentials"] = c.cors->allow_credentials;
+      if (!c.cors->allow_headers.empty()) k["AllowHeaders"] = c.cors->allow_headers;
+      if (!c.cors->allow_methods.empty()) k["AllowMethods"] = c.cors->allow_methods;
+      if (!c.cors->allow_origins.empty()) k["AllowOrigins"] = c.cors->allow_origins;
+      if (!c.cors->expose_headers.empty()) k["ExposeHeaders"] = c.cors->expose_headers;
+      if (c.cors->max_age) k["MaxAge"] = *c.cors->max_age;
+      j["Cors"] = k;
+    }
+    return j;
+  }
+
+  // Function URLs take an alias or nothing as the qualifier.
+  Outcome<FunctionRef> UrlRef(const RestRequest& req) const {
+    auto ref = RefOf(l_, req, true);
+    if (!ref.ok()) return ref;
+    const std::string& q = ref.value().qualifier;
+    if (!q.empty() && (q == kLatest || AllDigits(q) || !AllNameChars(q)))
+      return Validation(q, "qualifier",
+                        "Member must satisfy regular expression pattern: "
+                        "((?!^\\d+$)^[0-9a-zA-Z-_]+$)");
+    return ref;
+  }
+
+  std::optional<aws::Error> ReadUrlBody(const json& body, std::string* auth_type,
+                                        std::optional<UrlCors>* cors, std::string* mode) const {
+    std::optional<std::string> a, m;
+    LAMBDA_TRY_READ(ReadString(body, "AuthType", &a));
+    LAMBDA_TRY_READ(ReadString(body, "InvokeMode", &m));
+    if (a) {
+      if (*a != "NONE" && *a != "AWS_IAM")
+        return Validation(*a, "authType", "Member must satisfy enum value set: [NONE, AWS_IAM]");
+      *auth_type = *a;
+    }
+    if (m) {
+      if (*m != "BUFFERED" && *m != "RESPONSE_STREAM")
+        return Validation(*m, "invokeMode",
+                          "Member must satisfy enum value set: [RESPONSE_STREAM, BUFFERED]");
+      *mode = *m;
+    }
+    auto it = body.find("Cors");
+    if (it != body.end() && !it->is_null()) {
+      if (!it->is_object()) return TypeError("Cors", "an object");
+      UrlCors c;
+      if (auto ac = it->find("AllowCredentials"); ac != it->end() && !ac->is_null()) {
+        if (!ac->is_boolean()) return TypeError("Cors.AllowCredentials", "a boolean");
+        c.allow_credentials = ac->get<bool>();
+      }
+      for (auto [field, out] :
+           {std::pair<const char*, std::vector<std::string>*>{"AllowHeaders", &c.allow_headers},
+            {"AllowMethods", &c.allow_methods},
+            {"AllowOrigins", &c.allow_origins},
+            {"ExposeHeaders", &c.expose_headers}}) {
+        auto f = it->find(field);
+        if (f == it->end() || f->is_null()) continue;
+        if (!f->is_array()) return TypeError(std::string("Cors.") + field, "a list");
+        for (const auto& v : *f) {
+          if (!v.is_string()) return TypeError(std::string("Cors.") + field, "a list of strings");
+          out->push_back(v.get<std::string>());
+        }
+      }
+      if (auto ma = it->find("MaxAge"); ma != it->end() && !ma->is_null()) {
+        if (!ma->is_number_integer()) return TypeError("Cors.MaxAge", "an integer");
+        int64_t v = ma->get<int64_t>();
+        if (v < 0 || v > 86400)
+          return Validation(std::to_string(v), "cors.maxAge",
+                            "Member must have value less than or equal to 86400");
+        c.max_age = static_cast<int>(v);
+      }
+      *cors = std::move(c);
+    }
+    return std::nullopt;
+  }
+
+  aws::Error NoSuchResource() const {
+    return aws::MakeError(404, "ResourceNotFoundException",
+                          "The resource you requested does not exist.");
+  }
+  aws::Error NoSuchFunction() const {
+    return aws::MakeError(404, "ResourceNotFoundException", "Function does not exist");
+  }
+
+  Outcome<RestResponse> CreateFunctionUrlConfig(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UrlRef(req));
+    LAMBDA_BODY(body, req);
+    FunctionUrlConfig c;
+    c.function_name = ref.name;
+    c.qualifier = ref.qualifier;
+    std::string auth, mode;
+    std::optional<UrlCors> cors;
+    LAMBDA_TRY_READ(ReadUrlBody(body, &auth, &cors, &mode));
+    if (auth.empty()) return Validation("null", "authType", "Member must not be null");
+    c.auth_type = auth;
+    c.cors = cors;
+    if (!mode.empty()) c.invoke_mode = mode;
+    auto out = l_.CreateFunctionUrlConfig(c);
+    if (!out.ok()) {
+      if (out.status().code() == base::Code::kNotFound) return NoSuchFunction();
+      if (out.status().code() == base::Code::kAlreadyExists)
+        return aws::MakeError(409, "ResourceConflictException",
+                              "Failed to create function url config for [functionArn = " +
+                                  l_.FunctionArn(ref.name, ref.qualifier) +
+                                  "]. Error message:  FunctionUrlConfig exists for this Lambda "
+                                  "function");
+      return Err(out.status(), ref.name);
+    }
+    return RestResponse::FromJson(UrlJson(out.value(), false, !mode.empty()), 201);
+  }
+
+  Outcome<RestResponse> GetFunctionUrlConfig(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UrlRef(req));
+    auto out = l_.GetFunctionUrlConfig(ref.name, ref.qualifier);
+    if (!out.ok()) {
+      if (out.status().code() == base::Code::kNotFound) return NoSuchResource();
+      return Err(out.status(), ref.name);
+    }
+    return RestResponse::FromJson(UrlJson(out.value(), true, true));
+  }
+
+  Outcome<RestResponse> UpdateFunctionUrlConfig(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UrlRef(req));
+    LAMBDA_BODY(body, req);
+    std::string auth, mode;
+    std::optional<UrlCors> cors;
+    LAMBDA_TRY_READ(ReadUrlBody(body, &auth, &cors, &mode));
+    auto out = l_.UpdateFunctionUrlConfig(ref.name, ref.qualifier, auth, cors, mode);
+    if (!out.ok()) {
+      if (out.status().code() == base::Code::kNotFound)
+        return out.status().message() == "function" ? NoSuchFunction() : NoSuchResource();
+      return Err(out.status(), ref.name);
+    }
+    json j = UrlJson(out.value(), true, !mode.empty());
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> DeleteFunctionUrlConfig(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UrlRef(req));
+    base::Status st = l_.DeleteFunctionUrlConfig(ref.name, ref.qualifier);
+    if (st.code() == base::Code::kNotFound) return NoSuchResource();
+    if (!st.ok()) return Err(st, ref.name);
+    return NoContent();
+  }
+
+  Outcome<RestResponse> ListFunctionUrlConfigs(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, UnqualifiedRef(l_, req));
+    auto max = ReadMaxItems(req);
+    if (!max.ok()) return max.error();
+    auto page = l_.ListFunctionUrlConfigs(ref.name, QueryOr(req, "Marker"), max.value());
+    if (!page.ok()) {
+      if (page.status().code() == base::Code::kNotFound) return NoSuchFunction();
+      return Err(page.status(), ref.name);
+    }
+    json items = json::array();
+    for (const auto& c : page->items) items.push_back(UrlJson(c, true, true));
+    json j{{"FunctionUrlConfigs", items}};
+    if (!page->next_marker.empty()) j["NextMarker"] = page->next_marker;
+    return RestResponse::FromJson(j);
+  }
+
+  // --- Resource-based policy ---
+
+  Outcome<RestResponse> AddPermission(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    LAMBDA_BODY(body, req);
+    PermissionRequest p;
+    p.qualifier = ref.qualifier;
+    std::optional<std::string> sid, action, principal, source_arn, source_account, org, url_auth,
+        revision, token;
+    LAMBDA_TRY_READ(ReadString(body, "StatementId", &sid));
+    LAMBDA_TRY_READ(ReadString(body, "Action", &action));
+    LAMBDA_TRY_READ(ReadString(body, "Principal", &principal));
+    LAMBDA_TRY_READ(ReadString(body, "SourceArn", &source_arn));
+    LAMBDA_TRY_READ(ReadString(body, "SourceAccount", &source_account));
+    LAMBDA_TRY_READ(ReadString(body, "PrincipalOrgID", &org));
+    LAMBDA_TRY_READ(ReadString(body, "FunctionUrlAuthType", &url_auth));
+    LAMBDA_TRY_READ(ReadString(body, "RevisionId", &revision));
+    LAMBDA_TRY_READ(ReadString(body, "EventSourceToken", &token));
+    if (!sid) return Validation("null", "statementId", "Member must not be null");
+    if (!action) return Validation("null", "action", "Member must not be null");
+    if (!principal) return Validation("null", "principal", "Member must not be null");
+    bool sid_ok = !sid->empty() && sid->size() <= 100;
+    for (char c : *sid) sid_ok = sid_ok && (IsNameChar(c));
+    if (!sid_ok)
+      return Validation(*sid, "statementId",
+                        "Member must satisfy regular expression pattern: ([a-zA-Z0-9-_]+)");
+    bool action_ok = *action == "*" || *action == "lambda:*";
+    if (!action_ok && action->rfind("lambda:", 0) == 0 && action->size() > 7) {
+      action_ok = true;
+      for (char c : action->substr(7))
+        action_ok = action_ok && std::isalpha(static_cast<unsigned char>(c));
+    }
+    if (!action_ok)
+      return Validation(*action, "action",
+                        "Member must satisfy regular expression pattern: "
+                        "(lambda:[*]|lambda:[a-zA-Z]+|[*])");
+    if (url_auth && *url_auth != "NONE" && *url_auth != "AWS_IAM")
+      return Validation(*url_auth, "functionUrlAuthType",
+                        "Member must satisfy enum value set: [NONE, AWS_IAM]");
+    p.statement_id = *sid;
+    p.action = *action;
+    p.principal = *principal;
+    p.source_arn = source_arn.value_or("");
+    p.source_account = source_account.value_or("");
+    p.principal_org_id = org.value_or("");
+    p.function_url_auth_type = url_auth.value_or("");
+    p.revision_id = revision.value_or("");
+    auto out = l_.AddPermission(ref.name, p);
+    if (!out.ok()) {
+      if (out.status().code() == base::Code::kNotFound)
+        return aws::MakeError(404, "ResourceNotFoundException",
+                              "Function not found: " + l_.FunctionArn(ref.name, ref.qualifier));
+      return Err(out.status(), ref.name);
+    }
+    return RestResponse::FromJson(json{{"Statement", out.value()}}, 201);
+  }
+
+  Outcome<RestResponse> GetPolicy(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    auto fn = l_.GetFunction(ref.name, ref.qualifier);
+    if (!fn.ok()) return Err(fn.status(), ref.name);
+    auto out = l_.GetPolicy(ref.name, ref.qualifier);
+    if (!out.ok()) {
+      if (out.status().code() == base::Code::kNotFound) return NoSuchResource();
+      return Err(out.status(), ref.name);
+    }
+    return RestResponse::FromJson(json{{"Policy", out->first}, {"RevisionId", out->second}});
+  }
+
+  Outcome<RestResponse> RemovePermission(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    auto it = req.path.find("StatementId");
+    std::string sid = it == req.path.end() ? "" : it->second;
+    const std::string* revision = req.Query("RevisionId");
+    base::Status st = l_.RemovePermission(ref.name, ref.qualifier, sid, revision ? *revision : "");
+    if (st.code() == base::Code::kNotFound) {
+      if (st.message() == "function")
+        return aws::MakeError(404, "ResourceNotFoundException",
+                              "Function not found: " + l_.FunctionArn(ref.name, ref.qualifier));
+      return aws::MakeError(404, "ResourceNotFoundException", st.message());
+    }
+    if (!st.ok()) return Err(st, ref.name);
+    return NoContent();
   }
 
   // --- Layers ---
@@ -1415,14 +1683,15 @@ class Routes {
   Lambda& l_;
   Invoker* invoker_;
   AsyncQueue* async_;
+  std::string url_host_;
 };
 
 }  // namespace
 
-std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker,
-                                                AsyncQueue* async) {
+std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker, AsyncQueue* async,
+                                                const std::string& url_host) {
   // The routes object owns nothing but references; it lives as long as the handlers do.
-  auto routes = std::make_shared<Routes>(lambda, invoker, async);
+  auto routes = std::make_shared<Routes>(lambda, invoker, async, url_host);
   auto svc = routes->Build(routes);
   return svc;
 }

@@ -16,7 +16,9 @@ namespace lambda {
 // `lambda` (and `invoker`, `async`, when given) must outlive the service. Without an
 // invoker, Invoke answers ServiceException; without `async`, Event invocations run in
 // memory only (not durable).
+// `url_host` completes function URLs: http://<id>.lambda-url.<region>.<url_host>/.
 std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker = nullptr,
-                                                AsyncQueue* async = nullptr);
+                                                AsyncQueue* async = nullptr,
+                                                const std::string& url_host = "localhost:4566");
 
 }  // namespace lambda

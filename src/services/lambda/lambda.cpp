@@ -54,6 +54,15 @@ std::string LayerKey(const std::string& name, int64_t v) {
   return LayerPrefix(name) + buf;
 }
 std::string LayerNextKey(const std::string& name) { return "/lambda/layer-next/" + name; }
+std::string QualSlot(const std::string& q) { return q.empty() || q == kLatest ? "_" : q; }
+std::string UrlPrefix(const std::string& name) { return FnPrefix(name) + "url/"; }
+std::string UrlKey(const std::string& name, const std::string& q) {
+  return UrlPrefix(name) + QualSlot(q);
+}
+std::string UrlIndexKey(const std::string& id) { return "/lambda/urls/" + id; }
+std::string PolicyKey(const std::string& name, const std::string& q) {
+  return FnPrefix(name) + "policy/" + QualSlot(q);
+}
 
 // A version number ("1".."9999999999"), or nullopt.
 std::optional<int64_t> ParseVersion(const std::string& s) {
@@ -226,6 +235,57 @@ base::Result<LayerVersion> DecodeLayer(const std::string& s) {
   return l;
 }
 
+json CorsToJson(const UrlCors& c) {
+  json j{{"allow_credentials", c.allow_credentials},
+         {"allow_headers", c.allow_headers},
+         {"allow_methods", c.allow_methods},
+         {"allow_origins", c.allow_origins},
+         {"expose_headers", c.expose_headers}};
+  if (c.max_age) j["max_age"] = *c.max_age;
+  return j;
+}
+
+std::string EncodeUrl(const FunctionUrlConfig& c) {
+  json j{{"name", c.function_name},
+         {"qualifier", c.qualifier},
+         {"url_id", c.url_id},
+         {"auth_type", c.auth_type},
+         {"invoke_mode", c.invoke_mode},
+         {"created", c.creation_time},
+         {"modified", c.last_modified_time}};
+  if (c.cors) j["cors"] = CorsToJson(*c.cors);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+base::Result<FunctionUrlConfig> DecodeUrl(const std::string& s) {
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_object()) return base::Corruption("lambda: url record is not JSON");
+  FunctionUrlConfig c;
+  try {
+    c.function_name = j.at("name").get<std::string>();
+    c.qualifier = j.at("qualifier").get<std::string>();
+    c.url_id = j.at("url_id").get<std::string>();
+    c.auth_type = j.at("auth_type").get<std::string>();
+    c.invoke_mode = j.at("invoke_mode").get<std::string>();
+    c.creation_time = j.at("created").get<std::string>();
+    c.last_modified_time = j.at("modified").get<std::string>();
+    if (j.contains("cors")) {
+      const json& k = j["cors"];
+      UrlCors cors;
+      cors.allow_credentials = k.at("allow_credentials").get<bool>();
+      cors.allow_headers = k.at("allow_headers").get<std::vector<std::string>>();
+      cors.allow_methods = k.at("allow_methods").get<std::vector<std::string>>();
+      cors.allow_origins = k.at("allow_origins").get<std::vector<std::string>>();
+      cors.expose_headers = k.at("expose_headers").get<std::vector<std::string>>();
+      if (k.contains("max_age")) cors.max_age = k["max_age"].get<int>();
+      c.cors = std::move(cors);
+    }
+  } catch (const json::exception& e) {
+    return base::Corruption(std::string("lambda: bad url record: ") + e.what());
+  }
+  return c;
+}
+
 std::string EncodeEventInvoke(const EventInvokeConfig& c) {
   json j{{"qualifier", c.qualifier},
          {"on_success", c.on_success},
@@ -279,6 +339,19 @@ base::Result<CountMap> DecodeCountMap(const std::string& s) {
     m[k] = v.get<int64_t>();
   }
   return m;
+}
+
+// "2026-11-24T03:00:00.123456Z", as function URL configs report their times.
+std::string FormatUrlTime(base::SystemTime t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(us % 1000000));
+  return buf;
 }
 
 std::string FormatLastModified(base::SystemTime t) {
@@ -501,6 +574,14 @@ class LambdaImpl : public Lambda {
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
       AppendOps(&txn.success, blobs_->DropRefOps(rec.config.code_digest, RefOwner(name, kLatest)));
       DropLayerRefs(rec.config.layers, name, kLatest, &txn);
+      ASSIGN_OR_RETURN(store::RangeResult urls,
+                       store_->Range(store::KeyRange::Prefix(UrlPrefix(name))));
+      for (const auto& u : urls.kvs) {
+        auto url = DecodeUrl(u.value);
+        if (url.ok())
+          txn.success.push_back(
+              store::Op::Delete(store::KeyRange::Exact(UrlIndexKey(url->url_id))));
+      }
       for (const auto& kv : versions.kvs) {
         ASSIGN_OR_RETURN(FunctionConfig v, DecodeConfig(kv.value));
         AppendOps(&txn.success, blobs_->DropRefOps(v.code_digest, RefOwner(name, v.version)));
@@ -1025,6 +1106,235 @@ class LambdaImpl : public Lambda {
               blobs_->DropRefOps(l.digest, "lambda-layer/" + name + "/" + std::to_string(version)));
     txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
     return CommitTxn(txn).status();
+  }
+
+ private:
+  // --- Function URLs ---
+
+  // The function (and alias, when `qualifier` names one) exist: compares for the txn.
+  base::Status CheckTarget(const std::string& name, const std::string& qualifier, store::Txn* txn) {
+    ASSIGN_OR_RETURN(auto latest, store_->Get(LatestKey(name)));
+    if (!latest) return base::NotFound("function");
+    txn->compares.push_back(store::Compare::ModRevisionIs(latest->key, latest->mod_revision));
+    if (!qualifier.empty() && qualifier != kLatest) {
+      auto number = ParseVersion(qualifier);
+      std::string key = number ? VersionKey(name, *number) : AliasKey(name, qualifier);
+      ASSIGN_OR_RETURN(auto target, store_->Get(key));
+      if (!target) return base::NotFound("function");
+      txn->compares.push_back(store::Compare::ModRevisionIs(key, target->mod_revision));
+    }
+    return base::Status::Ok();
+  }
+
+ public:
+  base::Result<FunctionUrlConfig> CreateFunctionUrlConfig(const FunctionUrlConfig& in) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      store::Txn txn;
+      RETURN_IF_ERROR(CheckTarget(in.function_name, in.qualifier, &txn));
+      std::string key = UrlKey(in.function_name, in.qualifier);
+      ASSIGN_OR_RETURN(auto existing, store_->Get(key));
+      if (existing) return base::AlreadyExists("url");
+      FunctionUrlConfig c = in;
+      static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+      std::string random = base::NewUuid();  // 122 random bits; 32 characters of them
+      std::string hex;
+      for (char ch : random)
+        if (ch != '-') hex += ch;
+      c.url_id.clear();
+      for (size_t i = 0; i < 32; ++i) {
+        int v = std::stoi(hex.substr(i, 1), nullptr, 16) + (i % 2 ? 16 : 0);
+        c.url_id += kAlphabet[v % 36];
+      }
+      c.creation_time = c.last_modified_time = FormatUrlTime(options_.clock->Now());
+      txn.compares.push_back(store::Compare::KeyMissing(key));
+      txn.compares.push_back(store::Compare::KeyMissing(UrlIndexKey(c.url_id)));
+      txn.success.push_back(store::Op::Put(key, EncodeUrl(c)));
+      txn.success.push_back(store::Op::Put(UrlIndexKey(c.url_id), key));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return c;
+    }
+    return base::Aborted("CreateFunctionUrlConfig: too many concurrent changes");
+  }
+
+  base::Result<FunctionUrlConfig> UpdateFunctionUrlConfig(const std::string& name,
+                                                          const std::string& qualifier,
+                                                          const std::string& auth_type,
+                                                          const std::optional<UrlCors>& cors,
+                                                          const std::string& invoke_mode) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      store::Txn txn;
+      RETURN_IF_ERROR(CheckTarget(name, qualifier, &txn));
+      ASSIGN_OR_RETURN(auto kv, store_->Get(UrlKey(name, qualifier)));
+      if (!kv) return base::NotFound("config");
+      ASSIGN_OR_RETURN(FunctionUrlConfig c, DecodeUrl(kv->value));
+      if (!auth_type.empty()) c.auth_type = auth_type;
+      if (cors) c.cors = *cors;
+      if (!invoke_mode.empty()) c.invoke_mode = invoke_mode;
+      c.last_modified_time = FormatUrlTime(options_.clock->Now());
+      txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
+      txn.success.push_back(store::Op::Put(kv->key, EncodeUrl(c)));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return c;
+    }
+    return base::Aborted("UpdateFunctionUrlConfig: too many concurrent changes");
+  }
+
+  base::Result<FunctionUrlConfig> GetFunctionUrlConfig(const std::string& name,
+                                                       const std::string& qualifier) override {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(UrlKey(name, qualifier)));
+    if (!kv) return base::NotFound("config");
+    return DecodeUrl(kv->value);
+  }
+
+  base::Status DeleteFunctionUrlConfig(const std::string& name,
+                                       const std::string& qualifier) override {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(UrlKey(name, qualifier)));
+    if (!kv) return base::NotFound("config");
+    ASSIGN_OR_RETURN(FunctionUrlConfig c, DecodeUrl(kv->value));
+    store::Txn txn;
+    txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
+    txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
+    txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(UrlIndexKey(c.url_id))));
+    return CommitTxn(txn).status();
+  }
+
+  base::Result<Page<FunctionUrlConfig>> ListFunctionUrlConfigs(const std::string& name,
+                                                               const std::string& marker,
+                                                               int max_items) override {
+    ASSIGN_OR_RETURN(auto latest, store_->Get(LatestKey(name)));
+    if (!latest) return base::NotFound("function");
+    store::RangeOptions ro;
+    if (!marker.empty()) ro.start_after = UrlKey(name, marker);
+    ASSIGN_OR_RETURN(store::RangeResult rr,
+                     store_->Range(store::KeyRange::Prefix(UrlPrefix(name)), ro));
+    Page<FunctionUrlConfig> page;
+    for (const auto& kv : rr.kvs) {
+      if (static_cast<int>(page.items.size()) >= max_items) {
+        page.next_marker = QualSlot(page.items.back().qualifier);
+        break;
+      }
+      ASSIGN_OR_RETURN(FunctionUrlConfig c, DecodeUrl(kv.value));
+      page.items.push_back(std::move(c));
+    }
+    return page;
+  }
+
+  base::Result<FunctionUrlConfig> ResolveFunctionUrl(const std::string& url_id) override {
+    ASSIGN_OR_RETURN(auto idx, store_->Get(UrlIndexKey(url_id)));
+    if (!idx) return base::NotFound("url");
+    ASSIGN_OR_RETURN(auto kv, store_->Get(idx->value));
+    if (!kv) return base::NotFound("url");
+    return DecodeUrl(kv->value);
+  }
+
+  // --- Resource-based policy ---
+
+  base::Result<std::string> AddPermission(const std::string& name,
+                                          const PermissionRequest& req) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      store::Txn txn;
+      RETURN_IF_ERROR(CheckTarget(name, req.qualifier, &txn));
+      std::string key = PolicyKey(name, req.qualifier);
+      ASSIGN_OR_RETURN(auto kv, store_->Get(key));
+      json doc = {{"Version", "2012-10-17"}, {"Id", "default"}, {"Statement", json::array()}};
+      std::string revision;
+      if (kv) {
+        doc = json::parse(kv->value, nullptr, false);
+        if (!doc.is_object()) return base::Corruption("lambda: policy record is not JSON");
+        revision = doc.value("_revision", "");
+        doc.erase("_revision");
+      }
+      if (!req.revision_id.empty() && req.revision_id != revision)
+        return base::FailedPrecondition(kRevisionMismatch);
+      for (const auto& st : doc["Statement"])
+        if (st.value("Sid", "") == req.statement_id)
+          return base::AlreadyExists("The statement id (" + req.statement_id +
+                                     ") provided already exists. Please provide a new statement "
+                                     "id, or remove the existing statement.");
+      json st{{"Sid", req.statement_id},
+              {"Effect", "Allow"},
+              {"Action", req.action},
+              {"Resource", FunctionArn(name, req.qualifier)}};
+      const std::string& p = req.principal;
+      if (p == "*") {
+        st["Principal"] = "*";
+      } else if (p.find(".amazonaws.com") != std::string::npos ||
+                 p.find(".amazon.com") != std::string::npos) {
+        st["Principal"] = {{"Service", p}};
+      } else if (p.size() == 12 && p.find_first_not_of("0123456789") == std::string::npos) {
+        st["Principal"] = {{"AWS", "arn:aws:iam::" + p + ":root"}};
+      } else {
+        st["Principal"] = {{"AWS", p}};
+      }
+      json cond = json::object();
+      if (!req.source_arn.empty()) cond["ArnLike"]["AWS:SourceArn"] = req.source_arn;
+      if (!req.source_account.empty())
+        cond["StringEquals"]["AWS:SourceAccount"] = req.source_account;
+      if (!req.principal_org_id.empty())
+        cond["StringEquals"]["aws:PrincipalOrgID"] = req.principal_org_id;
+      if (!req.function_url_auth_type.empty())
+        cond["StringEquals"]["lambda:FunctionUrlAuthType"] = req.function_url_auth_type;
+      if (!cond.empty()) st["Condition"] = cond;
+      doc["Statement"].push_back(st);
+      json stored = doc;
+      stored["_revision"] = base::NewUuid();
+      txn.compares.push_back(store::Compare::ModRevisionIs(key, kv ? kv->mod_revision : 0));
+      txn.success.push_back(
+          store::Op::Put(key, stored.dump(-1, ' ', false, json::error_handler_t::replace)));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return st.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    return base::Aborted("AddPermission " + name + ": too many concurrent changes");
+  }
+
+  base::Status RemovePermission(const std::string& name, const std::string& qualifier,
+                                const std::string& statement_id,
+                                const std::string& revision_id) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      store::Txn txn;
+      RETURN_IF_ERROR(CheckTarget(name, qualifier, &txn));
+      std::string key = PolicyKey(name, qualifier);
+      ASSIGN_OR_RETURN(auto kv, store_->Get(key));
+      if (!kv) return base::NotFound("No policy is associated with the given resource.");
+      json doc = json::parse(kv->value, nullptr, false);
+      if (!doc.is_object()) return base::Corruption("lambda: policy record is not JSON");
+      if (!revision_id.empty() && revision_id != doc.value("_revision", ""))
+        return base::FailedPrecondition(kRevisionMismatch);
+      json kept = json::array();
+      bool found = false;
+      for (const auto& st : doc["Statement"]) {
+        if (st.value("Sid", "") == statement_id) {
+          found = true;
+        } else {
+          kept.push_back(st);
+        }
+      }
+      if (!found)
+        return base::NotFound("Statement " + statement_id + " is not found in resource policy.");
+      txn.compares.push_back(store::Compare::ModRevisionIs(key, kv->mod_revision));
+      if (kept.empty()) {
+        txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(key)));
+      } else {
+        doc["Statement"] = kept;
+        doc["_revision"] = base::NewUuid();
+        txn.success.push_back(
+            store::Op::Put(key, doc.dump(-1, ' ', false, json::error_handler_t::replace)));
+      }
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return base::Status::Ok();
+    }
+    return base::Aborted("RemovePermission " + name + ": too many concurrent changes");
+  }
+
+  base::Result<std::pair<std::string, std::string>> GetPolicy(
+      const std::string& name, const std::string& qualifier) override {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(PolicyKey(name, qualifier)));
+    if (!kv) return base::NotFound("The resource you requested does not exist.");
+    json doc = json::parse(kv->value, nullptr, false);
+    if (!doc.is_object()) return base::Corruption("lambda: policy record is not JSON");
+    std::string revision = doc.value("_revision", "");
+    doc.erase("_revision");
+    return std::make_pair(doc.dump(-1, ' ', false, json::error_handler_t::replace), revision);
   }
 
  private:

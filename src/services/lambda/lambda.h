@@ -15,6 +15,9 @@
 //   /lambda/functions/<name>/tags                 tags
 //   /lambda/functions/<name>/eventinvoke/<qual>   event invoke config per qualifier
 //   /lambda/account/concurrency                   reserved concurrency per function
+//   /lambda/functions/<name>/url/<qual|_>         function URL config
+//   /lambda/urls/<url id>                         → function name and qualifier
+//   /lambda/functions/<name>/policy/<qual|_>      resource-based policy document
 //   /lambda/layers/<name>/<%010d>                 layer versions (immutable)
 //   /lambda/layer-next/<name>                     the next layer version number
 // Layer blob references: owner "lambda-layer/<name>/<version>", and for each function
@@ -157,6 +160,34 @@ struct EventInvokeConfig {
   double last_modified = 0;  // seconds since the epoch, as AWS reports it
 };
 
+// A function URL (CreateFunctionUrlConfig). One per qualifier ("" = the unqualified
+// function, or an alias name).
+struct UrlCors {
+  bool allow_credentials = false;
+  std::vector<std::string> allow_headers, allow_methods, allow_origins, expose_headers;
+  std::optional<int> max_age;
+  bool operator==(const UrlCors&) const = default;
+};
+struct FunctionUrlConfig {
+  std::string function_name;
+  std::string qualifier;  // "" or an alias
+  std::string url_id;     // 32 lower-case letters and digits: <url_id>.lambda-url.<region>.…
+  std::string auth_type = "AWS_IAM";  // AWS_IAM | NONE
+  std::optional<UrlCors> cors;
+  std::string invoke_mode = "BUFFERED";  // BUFFERED | RESPONSE_STREAM
+  std::string creation_time, last_modified_time;
+};
+
+// One statement of a function's resource-based policy (AddPermission).
+struct PermissionRequest {
+  std::string statement_id;
+  std::string action;     // "lambda:InvokeFunction", "lambda:InvokeFunctionUrl", ...
+  std::string principal;  // "*", an account id, an ARN or a service ("s3.amazonaws.com")
+  std::string source_arn, source_account, principal_org_id, function_url_auth_type;
+  std::string qualifier;    // "" = the function
+  std::string revision_id;  // precondition on the policy, "" = none
+};
+
 struct AccountSettings {
   int64_t concurrent_executions = 0;
   int64_t unreserved_concurrent_executions = 0;
@@ -254,6 +285,34 @@ class Lambda {
   // Each layer's newest version; the marker is the last layer name returned.
   virtual base::Result<Page<LayerVersion>> ListLayers(const std::string& marker, int max_items) = 0;
   virtual base::Status DeleteLayerVersion(const std::string& name, int64_t version) = 0;
+
+  // Function URLs. Create: AlreadyExists when the qualifier has one; NotFound("function")
+  // when the function or alias does not exist. Get/Delete: NotFound("config").
+  virtual base::Result<FunctionUrlConfig> CreateFunctionUrlConfig(const FunctionUrlConfig& c) = 0;
+  // Fields set in `update` replace (auth_type empty and cors/invoke_mode unset keep theirs).
+  virtual base::Result<FunctionUrlConfig> UpdateFunctionUrlConfig(
+      const std::string& name, const std::string& qualifier, const std::string& auth_type,
+      const std::optional<UrlCors>& cors, const std::string& invoke_mode) = 0;
+  virtual base::Result<FunctionUrlConfig> GetFunctionUrlConfig(const std::string& name,
+                                                               const std::string& qualifier) = 0;
+  virtual base::Status DeleteFunctionUrlConfig(const std::string& name,
+                                               const std::string& qualifier) = 0;
+  virtual base::Result<Page<FunctionUrlConfig>> ListFunctionUrlConfigs(const std::string& name,
+                                                                       const std::string& marker,
+                                                                       int max_items) = 0;
+  // The URL with this id (NotFound if none).
+  virtual base::Result<FunctionUrlConfig> ResolveFunctionUrl(const std::string& url_id) = 0;
+
+  // Resource-based policy, per qualifier. AddPermission returns the statement added (JSON);
+  // AlreadyExists when the statement id is taken. GetPolicy: the document and its revision
+  // id, NotFound when there is none.
+  virtual base::Result<std::string> AddPermission(const std::string& name,
+                                                  const PermissionRequest& req) = 0;
+  virtual base::Status RemovePermission(const std::string& name, const std::string& qualifier,
+                                        const std::string& statement_id,
+                                        const std::string& revision_id) = 0;
+  virtual base::Result<std::pair<std::string, std::string>> GetPolicy(
+      const std::string& name, const std::string& qualifier) = 0;
 
   virtual base::Result<std::map<std::string, std::string>> ListTags(const std::string& name) = 0;
   virtual base::Status TagResource(const std::string& name,
