@@ -24,6 +24,8 @@
 #include "services/lambda/lambda.h"
 #include "services/logs/api.h"
 #include "services/logs/logs.h"
+#include "services/sqs/api.h"
+#include "services/sqs/sqs.h"
 #include "services/sts/sts.h"
 #include "store/blob_store.h"
 #include "store/store.h"
@@ -97,6 +99,28 @@ std::string LambdaMetrics(const std::map<std::string, lambda::FunctionStats>& st
   }
   return out;
 }
+
+// Lambda destinations that are SQS queues (OnSuccess/OnFailure of asynchronous invokes).
+class SqsDestinations : public lambda::DestinationSink {
+ public:
+  explicit SqsDestinations(sqs::Queues* queues) : queues_(queues) {}
+  base::Status Check(const std::string& arn) override {
+    std::string name = queues_->NameFromArn(arn);
+    if (name.empty() || !queues_->Exists(name))
+      return base::InvalidArgument("The destination ARN " + arn + " is invalid.");
+    return base::Status::Ok();
+  }
+  base::Status Send(const std::string& arn, const std::string& body) override {
+    std::string name = queues_->NameFromArn(arn);
+    if (name.empty()) return base::NotFound("no queue " + arn);
+    sqs::SendRequest req;
+    req.body = body;
+    return queues_->Send(name, req).status();
+  }
+
+ private:
+  sqs::Queues* queues_;
+};
 
 // The asynchronous invocation queue's counters for /metrics.
 std::string AsyncMetrics(const lambda::AsyncStats& s) {
@@ -222,7 +246,15 @@ class AppImpl : public App {
       return lambda::RoleCredentials{s.access_key_id, s.secret, s.token};
     };
     ASSIGN_OR_RETURN(invoker_, lambda::MakeInvoker(inv));
+    sqs::Options qopts;
+    qopts.account_id = config.account_id;
+    qopts.region = config.region;
+    qopts.endpoint = EndpointUrl({hp.host, http_->port()});
+    ASSIGN_OR_RETURN(queues_, sqs::OpenQueues(store_.get(), qopts));
+    sqs_service_ = sqs::MakeSqsService(*queues_);
+    sqs_destinations_ = std::make_unique<SqsDestinations>(queues_.get());
     lambda::AsyncQueueOptions aq;
+    aq.sink = sqs_destinations_.get();
     aq.lambda = lambda_.get();
     aq.invoker = invoker_.get();
     aq.store = store_.get();
@@ -245,6 +277,7 @@ class AppImpl : public App {
     edge_->Register(sts_service_.get());
     edge_->Register(lambda_service_.get());
     edge_->Register(logs_service_.get());
+    edge_->Register(sqs_service_.get());
 
     // repositoryUri host: the listen address (127.0.0.1:4566 by default), what skopeo and
     // podman push to.
@@ -281,6 +314,7 @@ class AppImpl : public App {
     // queue stops dispatching before that (its events stay queued for the next start).
     if (async_) async_->Shutdown();
     if (invoker_) invoker_->Shutdown();
+    if (queues_) queues_->Shutdown();  // answers long polls, so the drain does not wait
     http_->Shutdown();
   }
 
@@ -303,6 +337,10 @@ class AppImpl : public App {
     lambda_service_.reset();
     function_urls_.reset();
     async_.reset();
+    sqs_destinations_.reset();
+    sqs_service_.reset();
+    if (queues_) queues_->Shutdown();
+    queues_.reset();
     invoker_.reset();
     lambda_.reset();
     blobs_.reset();
@@ -349,6 +387,9 @@ class AppImpl : public App {
   std::unique_ptr<lambda::Invoker> invoker_;
   std::unique_ptr<lambda::AsyncQueue> async_;
   std::unique_ptr<lambda::FunctionUrls> function_urls_;
+  std::unique_ptr<sqs::Queues> queues_;
+  std::unique_ptr<aws::Service> sqs_service_;
+  std::unique_ptr<SqsDestinations> sqs_destinations_;
   std::unique_ptr<aws::Service> lambda_service_;
   std::unique_ptr<ecr::Ecr> ecr_;
   std::unique_ptr<aws::Service> ecr_service_;

@@ -229,6 +229,32 @@ class AsyncInvokeTest(AsyncTestBase):
         time.sleep(1.0)
         self.assertEqual(len(self.messages("bad-fn", "ATTEMPT ", 3, timeout=0.5)), 2)
 
+    def test_failure_record_goes_to_an_sqs_queue(self):
+        sqs = self.server.client("sqs")
+        url = sqs.create_queue(QueueName="async-failures")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        self.create("to-queue", FAILER)
+        self.lam.put_function_event_invoke_config(
+            FunctionName="to-queue", MaximumRetryAttempts=0,
+            DestinationConfig={"OnFailure": {"Destination": arn}})
+        r = self.lam.invoke(FunctionName="to-queue", InvocationType="Event",
+                            Payload=json.dumps({"q": 1}))
+        rid = r["ResponseMetadata"]["RequestId"]
+        got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20)
+        self.assertIn("Messages", got)
+        record = json.loads(got["Messages"][0]["Body"])
+        self.assertEqual(record["requestContext"]["requestId"], rid)
+        self.assertEqual(record["requestContext"]["condition"], "RetriesExhausted")
+        self.assertEqual(record["requestContext"]["approximateInvokeCount"], 1)
+        self.assertEqual(record["requestPayload"], {"q": 1})
+        # A queue that does not exist is not a valid destination.
+        self.assertClientError(lambda: self.lam.put_function_event_invoke_config(
+            FunctionName="to-queue", MaximumRetryAttempts=0,
+            DestinationConfig={"OnFailure": {
+                "Destination": "arn:aws:sqs:us-east-1:000000000000:missing"}}),
+            "InvalidParameterValueException", 400)
+
     def test_unknown_function_and_oversized_event(self):
         self.assertClientError(lambda: self.lam.invoke(FunctionName="missing",
                                                        InvocationType="Event", Payload=b"{}"),
