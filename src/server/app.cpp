@@ -110,11 +110,16 @@ class SqsDestinations : public lambda::DestinationSink {
       return base::InvalidArgument("The destination ARN " + arn + " is invalid.");
     return base::Status::Ok();
   }
-  base::Status Send(const std::string& arn, const std::string& body) override {
+  base::Status Send(const std::string& arn, const std::string& body,
+                    const std::map<std::string, std::string>& attributes) override {
     std::string name = queues_->NameFromArn(arn);
     if (name.empty()) return base::NotFound("no queue " + arn);
     sqs::SendRequest req;
     req.body = body;
+    for (const auto& [k, v] : attributes) {
+      bool number = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
+      req.attributes[k] = sqs::MessageAttribute{number ? "Number" : "String", v, ""};
+    }
     return queues_->Send(name, req).status();
   }
 

@@ -255,6 +255,29 @@ class AsyncInvokeTest(AsyncTestBase):
                 "Destination": "arn:aws:sqs:us-east-1:000000000000:missing"}}),
             "InvalidParameterValueException", 400)
 
+    def test_dead_letter_queue_gets_the_original_event(self):
+        sqs = self.server.client("sqs")
+        url = sqs.create_queue(QueueName="fn-dlq")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        self.create("with-dlq", FAILER, DeadLetterConfig={"TargetArn": arn})
+        conf = self.lam.get_function_configuration(FunctionName="with-dlq")
+        self.assertEqual(conf["DeadLetterConfig"], {"TargetArn": arn})
+        self.lam.put_function_event_invoke_config(FunctionName="with-dlq", MaximumRetryAttempts=0)
+        r = self.lam.invoke(FunctionName="with-dlq", InvocationType="Event",
+                            Payload=json.dumps({"original": True}))
+        got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20, MessageAttributeNames=["All"])
+        self.assertIn("Messages", got)
+        m = got["Messages"][0]
+        self.assertEqual(json.loads(m["Body"]), {"original": True})
+        attrs = m["MessageAttributes"]
+        self.assertEqual(attrs["RequestID"]["StringValue"], r["ResponseMetadata"]["RequestId"])
+        self.assertEqual(attrs["ErrorMessage"]["StringValue"], "intentional failure")
+        self.assertClientError(lambda: self.lam.update_function_configuration(
+            FunctionName="with-dlq",
+            DeadLetterConfig={"TargetArn": "arn:aws:sqs:us-east-1:000000000000:nope"}),
+            "InvalidParameterValueException", 400)
+
     def test_unknown_function_and_oversized_event(self):
         self.assertClientError(lambda: self.lam.invoke(FunctionName="missing",
                                                        InvocationType="Event", Payload=b"{}"),

@@ -291,6 +291,12 @@ std::optional<aws::Error> ReadSettings(const json& body, FunctionSettings* s) {
     LAMBDA_TRY_READ(ReadStringMap(*it, "Variables", &vars));
     s->environment = vars.value_or(std::map<std::string, std::string>{});
   }
+  if (auto it = body.find("DeadLetterConfig"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) return TypeError("DeadLetterConfig", "an object");
+    std::optional<std::string> arn;
+    LAMBDA_TRY_READ(ReadString(*it, "TargetArn", &arn));
+    s->dead_letter_arn = arn.value_or("");
+  }
   if (auto it = body.find("Layers"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) return TypeError("Layers", "a list");
     std::vector<std::string> arns;
@@ -460,6 +466,7 @@ json ConfigJson(const Lambda& lambda, const FunctionConfig& c) {
       {"LoggingConfig", {{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + c.name}}},
   };
   if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
+  if (!c.dead_letter_arn.empty()) j["DeadLetterConfig"] = {{"TargetArn", c.dead_letter_arn}};
   if (!c.layers.empty()) {
     json layers = json::array();
     for (const auto& l : c.layers) layers.push_back({{"Arn", l.arn}, {"CodeSize", l.size}});
@@ -721,6 +728,7 @@ class Routes {
           std::string("Member must satisfy regular expression pattern: ") + kFunctionNamePattern);
     cr.name = ref.name;
     LAMBDA_TRY_READ(ReadSettings(body, &cr.settings));
+    LAMBDA_TRY_READ(CheckDeadLetter(ref.name, cr.settings));
     if (!cr.settings.role) return Validation("null", "role", "Member must not be null");
     std::optional<std::string> package_type;
     LAMBDA_TRY_READ(ReadString(body, "PackageType", &package_type));
@@ -801,6 +809,7 @@ class Routes {
     LAMBDA_BODY(body, req);
     FunctionSettings s;
     LAMBDA_TRY_READ(ReadSettings(body, &s));
+    LAMBDA_TRY_READ(CheckDeadLetter(ref.name, s));
     std::optional<std::string> revision;
     LAMBDA_TRY_READ(ReadString(body, "RevisionId", &revision));
     auto out = l_.UpdateFunctionConfiguration(ref.name, s, revision.value_or(""));
@@ -1020,6 +1029,19 @@ class Routes {
     auto tags = l_.ListTags(ref.name);
     if (!tags.ok()) return Err(tags.status(), ref.name);
     return RestResponse::FromJson(json{{"Tags", tags.value()}});
+  }
+
+  // DeadLetterConfig.TargetArn: an SQS queue that exists (SNS topics once they exist).
+  std::optional<aws::Error> CheckDeadLetter(const std::string& name,
+                                            const FunctionSettings& s) const {
+    if (!s.dead_letter_arn || s.dead_letter_arn->empty()) return std::nullopt;
+    const std::string& arn = *s.dead_letter_arn;
+    bool ok = arn.rfind("arn:aws:sqs:", 0) == 0 && async_ != nullptr &&
+              async_->CheckDestination(name, arn).ok();
+    if (!ok)
+      return InvalidParameter("The provided target arn " + arn +
+                              " is invalid: it must be an existing SQS queue.");
+    return std::nullopt;
   }
 
   // --- Function URLs ---

@@ -409,6 +409,11 @@ class AsyncQueueImpl : public AsyncQueue {
   struct Settled {
     std::vector<store::Op> ops;
     std::vector<std::pair<std::string, std::string>> sends;  // sink destination, body
+    struct DeadLetter {
+      std::string arn, body;
+      std::map<std::string, std::string> attributes;
+    };
+    std::vector<DeadLetter> dlq_sends;
     std::vector<Event> reschedule;
   };
 
@@ -488,6 +493,12 @@ class AsyncQueueImpl : public AsyncQueue {
       if (!st.ok())
         spdlog::error("lambda async: delivering a record to {} failed: {}", arn, st.ToString());
     }
+    for (const auto& d : s.dlq_sends) {
+      Status st = o_.sink->Send(d.arn, d.body, d.attributes);
+      if (!st.ok())
+        spdlog::error("lambda async: dead-letter queue {} refused an event: {}", d.arn,
+                      st.ToString());
+    }
     while (!s.ops.empty()) {
       size_t n = std::min(s.ops.size(), kMaxBatchOps);
       store::Txn txn;
@@ -539,6 +550,21 @@ class AsyncQueueImpl : public AsyncQueue {
     if (condition != "Success") {
       spdlog::info("lambda async: event {} of {} failed ({}, {} attempts)", e.id, e.function,
                    condition, e.attempts);
+      // The function's dead-letter queue gets the original event, as AWS sends it.
+      auto fn = o_.lambda->GetFunction(e.function, e.qualifier);
+      if (fn.ok() && !fn->config.dead_letter_arn.empty() && o_.sink) {
+        std::string message = condition == "EventAgeExceeded" ? "Event age exceeded the maximum"
+                                                              : "Function returned an error";
+        if (e.has_response) {
+          json err = json::parse(e.response, nullptr, false);
+          if (err.is_object() && err.contains("errorMessage") && err["errorMessage"].is_string())
+            message = err["errorMessage"].get<std::string>();
+        }
+        s->dlq_sends.push_back(
+            {fn->config.dead_letter_arn,
+             payload_of(),
+             {{"RequestID", e.id}, {"ErrorCode", "200"}, {"ErrorMessage", message}}});
+      }
     }
     if (dest.empty()) return;
     std::string qualifier = e.qualifier.empty() ? std::string(kLatest) : e.qualifier;

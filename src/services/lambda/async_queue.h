@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -45,7 +46,10 @@ class DestinationSink {
  public:
   virtual ~DestinationSink() = default;
   virtual base::Status Check(const std::string& arn) = 0;
-  virtual base::Status Send(const std::string& arn, const std::string& body) = 0;
+  // `attributes`: string message attributes (a dead-letter message's RequestID,
+  // ErrorCode, ErrorMessage).
+  virtual base::Status Send(const std::string& arn, const std::string& body,
+                            const std::map<std::string, std::string>& attributes = {}) = 0;
 };
 
 struct AsyncQueueOptions {

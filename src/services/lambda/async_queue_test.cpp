@@ -82,7 +82,8 @@ class RecordingSink : public DestinationSink {
     if (arn.rfind("arn:aws:sqs:", 0) == 0) return base::Status::Ok();
     return base::InvalidArgument("The destination ARN " + arn + " is invalid.");
   }
-  base::Status Send(const std::string& arn, const std::string& body) override {
+  base::Status Send(const std::string& arn, const std::string& body,
+                    const std::map<std::string, std::string>& = {}) override {
     std::lock_guard lock(mu_);
     sent.emplace_back(arn, body);
     return base::Status::Ok();

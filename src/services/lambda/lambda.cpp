@@ -100,6 +100,7 @@ json ConfigToJson(const FunctionConfig& c) {
               {"timeout", c.timeout},
               {"memory_size", c.memory_size},
               {"ephemeral_storage", c.ephemeral_storage},
+              {"dead_letter_arn", c.dead_letter_arn},
               {"environment", c.environment},
               {"code_digest", c.code_digest},
               {"code_size", c.code_size},
@@ -139,6 +140,7 @@ base::Result<FunctionConfig> ConfigFromJson(const json& j) {
         c.layers.push_back(LayerRef{l.at("arn").get<std::string>(),
                                     l.at("digest").get<std::string>(),
                                     l.at("size").get<uint64_t>()});
+    c.dead_letter_arn = j.value("dead_letter_arn", std::string());
     // Records written before states existed are Active.
     c.state = j.value("state", std::string("Active"));
     c.state_reason = j.value("state_reason", std::string());
@@ -1384,6 +1386,7 @@ class LambdaImpl : public Lambda {
     if (s.memory_size) c->memory_size = *s.memory_size;
     if (s.ephemeral_storage) c->ephemeral_storage = *s.ephemeral_storage;
     if (s.environment) c->environment = *s.environment;
+    if (s.dead_letter_arn) c->dead_letter_arn = *s.dead_letter_arn;
   }
 
   base::Status CheckEnvironment(const StringMap& env) const {

@@ -79,6 +79,7 @@ struct FunctionConfig {
   uint64_t code_size = 0;
   std::string code_sha256;       // base64 of the raw SHA-256, as AWS reports it
   std::vector<LayerRef> layers;  // merged at /opt in this order (later ones on top)
+  std::string dead_letter_arn;   // DeadLetterConfig.TargetArn: failed async events go there
   std::string last_modified;     // "2026-11-23T20:00:00.000+0000"
   std::string revision_id;
   // Lifecycle, as AWS's: a new function is Pending until its code is unpacked and ready
@@ -97,6 +98,7 @@ struct FunctionSettings {
   std::optional<int> timeout, memory_size, ephemeral_storage;
   std::optional<std::map<std::string, std::string>> environment;
   std::optional<std::vector<std::string>> layers;  // layer version ARNs
+  std::optional<std::string> dead_letter_arn;      // "" removes it
 };
 
 // PublishLayerVersion's record.
