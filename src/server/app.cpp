@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "services/iam/iam.h"
 #include "services/lambda/api.h"
 #include "services/lambda/async_queue.h"
+#include "services/lambda/esm.h"
 #include "services/lambda/function_url.h"
 #include "services/lambda/invoker.h"
 #include "services/lambda/lambda.h"
@@ -101,9 +103,50 @@ std::string LambdaMetrics(const std::map<std::string, lambda::FunctionStats>& st
 }
 
 // Lambda destinations that are SQS queues (OnSuccess/OnFailure of asynchronous invokes).
-class SqsDestinations : public lambda::DestinationSink {
+// ... and the queues event source mappings poll.
+class SqsDestinations : public lambda::DestinationSink, public lambda::QueueSource {
  public:
   explicit SqsDestinations(sqs::Queues* queues) : queues_(queues) {}
+
+  base::Status Check(const std::string& arn, bool* fifo) override {
+    std::string name = queues_->NameFromArn(arn);
+    if (name.empty() || !queues_->Exists(name)) return base::NotFound("no queue " + arn);
+    *fifo = name.size() > 5 && name.compare(name.size() - 5, 5, ".fifo") == 0;
+    return base::Status::Ok();
+  }
+  base::Result<std::vector<lambda::QueueMessage>> Receive(const std::string& arn, int max,
+                                                          int wait_seconds) override {
+    std::string name = queues_->NameFromArn(arn);
+    if (name.empty()) return base::NotFound("no queue " + arn);
+    sqs::ReceiveRequest req;
+    req.max_messages = max;
+    req.wait_seconds = wait_seconds;
+    req.attribute_names = {"All"};
+    req.message_attribute_names = {"All"};
+    std::promise<base::Result<std::vector<sqs::ReceivedMessage>>> p;
+    auto f = p.get_future();
+    queues_->Receive(name, req, [&p](base::Result<std::vector<sqs::ReceivedMessage>> r) {
+      p.set_value(std::move(r));
+    });
+    auto got = f.get();
+    if (!got.ok()) return got.status();
+    std::vector<lambda::QueueMessage> out;
+    for (auto& m : got.value()) {
+      lambda::QueueMessage q;
+      q.message_id = m.message_id;
+      q.receipt_handle = m.receipt_handle;
+      q.body = m.body;
+      q.md5_body = m.md5_body;
+      q.attributes = m.attributes;
+      for (const auto& [k, a] : m.message_attributes)
+        q.message_attributes[k] = {a.data_type, a.string_value, a.binary_value};
+      out.push_back(std::move(q));
+    }
+    return out;
+  }
+  base::Status Delete(const std::string& arn, const std::string& receipt_handle) override {
+    return queues_->Delete(queues_->NameFromArn(arn), receipt_handle);
+  }
   base::Status Check(const std::string& arn) override {
     std::string name = queues_->NameFromArn(arn);
     if (name.empty() || !queues_->Exists(name))
@@ -267,8 +310,16 @@ class AppImpl : public App {
     aq.throttle_delay = std::chrono::milliseconds(config.lambda_async_throttle_delay_ms);
     aq.max_in_flight = static_cast<int>(config.lambda_account_concurrency);
     ASSIGN_OR_RETURN(async_, lambda::StartAsyncQueue(aq));
-    lambda_service_ = lambda::MakeLambdaService(*lambda_, invoker_.get(), async_.get(),
-                                                "localhost:" + std::to_string(http_->port()));
+    lambda::EsmOptions eo;
+    eo.lambda = lambda_.get();
+    eo.invoker = invoker_.get();
+    eo.store = store_.get();
+    eo.queues = sqs_destinations_.get();
+    eo.region = config.region;
+    ASSIGN_OR_RETURN(esm_, lambda::StartEventSourceMappings(eo));
+    lambda_service_ =
+        lambda::MakeLambdaService(*lambda_, invoker_.get(), async_.get(),
+                                  "localhost:" + std::to_string(http_->port()), esm_.get());
     function_urls_ = std::make_unique<lambda::FunctionUrls>(*lambda_, *invoker_);
 
     credentials_ =
@@ -318,8 +369,9 @@ class AppImpl : public App {
     // their sockets closed, so the listener's drain does not wait for them. The async
     // queue stops dispatching before that (its events stay queued for the next start).
     if (async_) async_->Shutdown();
-    if (invoker_) invoker_->Shutdown();
     if (queues_) queues_->Shutdown();  // answers long polls, so the drain does not wait
+    if (esm_) esm_->Shutdown();
+    if (invoker_) invoker_->Shutdown();
     http_->Shutdown();
   }
 
@@ -332,6 +384,8 @@ class AppImpl : public App {
     if (compactor_.joinable()) compactor_.join();
     // Order: no more requests, then services, then the store (flushes and closes).
     if (async_) async_->Shutdown();
+    if (queues_) queues_->Shutdown();
+    if (esm_) esm_->Shutdown();
     if (invoker_) invoker_->Shutdown();
     if (ecr_) ecr_->StopController();
     http_.reset();
@@ -342,6 +396,7 @@ class AppImpl : public App {
     lambda_service_.reset();
     function_urls_.reset();
     async_.reset();
+    esm_.reset();
     sqs_destinations_.reset();
     sqs_service_.reset();
     if (queues_) queues_->Shutdown();
@@ -392,6 +447,7 @@ class AppImpl : public App {
   std::unique_ptr<lambda::Invoker> invoker_;
   std::unique_ptr<lambda::AsyncQueue> async_;
   std::unique_ptr<lambda::FunctionUrls> function_urls_;
+  std::unique_ptr<lambda::EventSourceMappings> esm_;
   std::unique_ptr<sqs::Queues> queues_;
   std::unique_ptr<aws::Service> sqs_service_;
   std::unique_ptr<SqsDestinations> sqs_destinations_;

@@ -563,8 +563,9 @@ std::optional<aws::Error> CheckVersionValue(const std::string& v) {
 
 class Routes {
  public:
-  Routes(Lambda& lambda, Invoker* invoker, AsyncQueue* async, std::string url_host)
-      : l_(lambda), invoker_(invoker), async_(async), url_host_(std::move(url_host)) {}
+  Routes(Lambda& lambda, Invoker* invoker, AsyncQueue* async, std::string url_host,
+         EventSourceMappings* esm)
+      : l_(lambda), invoker_(invoker), async_(async), url_host_(std::move(url_host)), esm_(esm) {}
 
   // `self` is this object; every handler holds it so the routes live as long as the service.
   std::unique_ptr<aws::Service> Build(const std::shared_ptr<Routes>& self) {
@@ -664,6 +665,16 @@ class Routes {
       };
       svc->Add(std::move(r));
     }
+    const std::string esm = "/2015-03-31/event-source-mappings";
+    add("POST", esm, "CreateEventSourceMapping", star, &Routes::CreateEventSourceMapping);
+    add("POST", esm + "/", "CreateEventSourceMapping", star, &Routes::CreateEventSourceMapping);
+    add("GET", esm, "ListEventSourceMappings", star, &Routes::ListEventSourceMappings);
+    add("GET", esm + "/", "ListEventSourceMappings", star, &Routes::ListEventSourceMappings);
+    add("GET", esm + "/{UUID}", "GetEventSourceMapping", star, &Routes::GetEventSourceMapping);
+    add("PUT", esm + "/{UUID}", "UpdateEventSourceMapping", star,
+        &Routes::UpdateEventSourceMapping);
+    add("DELETE", esm + "/{UUID}", "DeleteEventSourceMapping", star,
+        &Routes::DeleteEventSourceMapping);
     const std::string url = "/2021-10-31/functions/{FunctionName}/url";
     add("POST", url, "CreateFunctionUrlConfig", qualified, &Routes::CreateFunctionUrlConfig);
     add("GET", url, "GetFunctionUrlConfig", qualified, &Routes::GetFunctionUrlConfig);
@@ -1042,6 +1053,150 @@ class Routes {
       return InvalidParameter("The provided target arn " + arn +
                               " is invalid: it must be an existing SQS queue.");
     return std::nullopt;
+  }
+
+  // --- Event source mappings ---
+
+  json EsmJson(const EventSourceMapping& m) const {
+    json j{{"UUID", m.uuid},
+           {"BatchSize", m.batch_size},
+           {"MaximumBatchingWindowInSeconds", m.batching_window},
+           {"EventSourceArn", m.event_source_arn},
+           {"FunctionArn", l_.FunctionArn(m.function_name, m.qualifier)},
+           {"LastModified", m.last_modified},
+           {"State", m.state},
+           {"StateTransitionReason", "USER_INITIATED"}};
+    if (m.report_batch_item_failures)
+      j["FunctionResponseTypes"] = json::array({"ReportBatchItemFailures"});
+    if (m.max_concurrency != 5) j["ScalingConfig"] = {{"MaximumConcurrency", m.max_concurrency}};
+    return j;
+  }
+
+  aws::Error EsmErr(const base::Status& s) const {
+    if (s.code() == base::Code::kNotFound) {
+      if (s.message() == "function")
+        return aws::MakeError(404, "ResourceNotFoundException", "Function does not exist");
+      return aws::MakeError(404, "ResourceNotFoundException", s.message());
+    }
+    if (s.code() == base::Code::kAlreadyExists)
+      return aws::MakeError(409, "ResourceInUseException", s.message());
+    return Err(s);
+  }
+
+  // Reads the settable fields of Create/UpdateEventSourceMapping.
+  std::optional<aws::Error> ReadEsm(const json& body, EventSourceMappings::Update* u) const {
+    if (auto it = body.find("FunctionName"); it != body.end() && !it->is_null()) {
+      if (!it->is_string()) return *TypeError("FunctionName", "a string");
+      auto ref = ParseFunctionRef(l_, it->get<std::string>(), nullptr);
+      if (!ref.ok()) return ref.error();
+      u->function_name = ref.value().name;
+      u->qualifier = ref.value().qualifier;
+    }
+    for (auto [field, out] :
+         {std::pair<const char*, std::optional<int>*>{"BatchSize", &u->batch_size},
+          {"MaximumBatchingWindowInSeconds", &u->batching_window}}) {
+      auto it = body.find(field);
+      if (it == body.end() || it->is_null()) continue;
+      if (!it->is_number_integer()) return *TypeError(field, "an integer");
+      *out = static_cast<int>(it->get<int64_t>());
+    }
+    if (auto it = body.find("Enabled"); it != body.end() && !it->is_null()) {
+      if (!it->is_boolean()) return *TypeError("Enabled", "a boolean");
+      u->enabled = it->get<bool>();
+    }
+    if (auto it = body.find("FunctionResponseTypes"); it != body.end() && !it->is_null()) {
+      if (!it->is_array()) return *TypeError("FunctionResponseTypes", "a list");
+      bool rbif = false;
+      for (const auto& t : *it) {
+        if (!t.is_string() || t != "ReportBatchItemFailures")
+          return Validation(t.dump(), "functionResponseTypes",
+                            "Member must satisfy constraint: [Member must satisfy enum value "
+                            "set: [ReportBatchItemFailures]]");
+        rbif = true;
+      }
+      u->report_batch_item_failures = rbif;
+    }
+    if (auto it = body.find("ScalingConfig"); it != body.end() && it->is_object()) {
+      auto mc = it->find("MaximumConcurrency");
+      if (mc != it->end() && mc->is_number_integer())
+        u->max_concurrency = static_cast<int>(mc->get<int64_t>());
+    }
+    return std::nullopt;
+  }
+
+  Outcome<RestResponse> CreateEventSourceMapping(const RestRequest& req, Call& call) {
+    if (esm_ == nullptr)
+      return aws::MakeError(500, "ServiceException", "Event source mappings are not available.");
+    LAMBDA_BODY(body, req);
+    std::optional<std::string> source;
+    LAMBDA_TRY_READ(ReadString(body, "EventSourceArn", &source));
+    if (!source || source->rfind("arn:aws:sqs:", 0) != 0)
+      return InvalidParameter("Unrecognized event source, must be an SQS queue ARN.");
+    EventSourceMappings::Update u;
+    LAMBDA_TRY_READ(ReadEsm(body, &u));
+    if (!u.function_name) return Validation("null", "functionName", "Member must not be null");
+    if (auto denied =
+            call.Authorize("lambda:CreateEventSourceMapping",
+                           l_.FunctionArn(*u.function_name, u.qualifier.value_or("")), {}))
+      return *denied;
+    EventSourceMapping m;
+    m.event_source_arn = *source;
+    m.function_name = *u.function_name;
+    m.qualifier = u.qualifier.value_or("");
+    if (u.enabled) m.enabled = *u.enabled;
+    if (u.batch_size) m.batch_size = *u.batch_size;
+    if (u.batching_window) m.batching_window = *u.batching_window;
+    if (u.report_batch_item_failures) m.report_batch_item_failures = *u.report_batch_item_failures;
+    if (u.max_concurrency) m.max_concurrency = *u.max_concurrency;
+    auto out = esm_->Create(m);
+    if (!out.ok()) return EsmErr(out.status());
+    return RestResponse::FromJson(EsmJson(out.value()), 202);
+  }
+
+  Outcome<RestResponse> GetEventSourceMapping(const RestRequest& req, Call&) {
+    if (esm_ == nullptr)
+      return aws::MakeError(404, "ResourceNotFoundException",
+                            "The resource you requested does not exist.");
+    auto out = esm_->Get(req.path.at("UUID"));
+    if (!out.ok()) return EsmErr(out.status());
+    return RestResponse::FromJson(EsmJson(out.value()));
+  }
+
+  Outcome<RestResponse> ListEventSourceMappings(const RestRequest& req, Call&) {
+    json list = json::array();
+    if (esm_ != nullptr) {
+      std::string fn;
+      if (const std::string* f = req.Query("FunctionName")) {
+        auto ref = ParseFunctionRef(l_, *f, nullptr);
+        if (!ref.ok()) return ref.error();
+        fn = ref.value().name;
+      }
+      auto out = esm_->List(QueryOr(req, "EventSourceArn"), fn);
+      if (!out.ok()) return EsmErr(out.status());
+      for (const auto& m : out.value()) list.push_back(EsmJson(m));
+    }
+    return RestResponse::FromJson(json{{"EventSourceMappings", list}});
+  }
+
+  Outcome<RestResponse> UpdateEventSourceMapping(const RestRequest& req, Call&) {
+    if (esm_ == nullptr)
+      return aws::MakeError(404, "ResourceNotFoundException",
+                            "The resource you requested does not exist.");
+    LAMBDA_BODY(body, req);
+    EventSourceMappings::Update u;
+    LAMBDA_TRY_READ(ReadEsm(body, &u));
+    auto out = esm_->Change(req.path.at("UUID"), u);
+    if (!out.ok()) return EsmErr(out.status());
+    return RestResponse::FromJson(EsmJson(out.value()), 202);
+  }
+
+  Outcome<RestResponse> DeleteEventSourceMapping(const RestRequest& req, Call&) {
+    if (esm_ == nullptr)
+      return aws::MakeError(404, "ResourceNotFoundException",
+                            "The resource you requested does not exist.");
+    auto out = esm_->Delete(req.path.at("UUID"));
+    if (!out.ok()) return EsmErr(out.status());
+    return RestResponse::FromJson(EsmJson(out.value()), 202);
   }
 
   // --- Function URLs ---
@@ -1706,14 +1861,16 @@ class Routes {
   Invoker* invoker_;
   AsyncQueue* async_;
   std::string url_host_;
+  EventSourceMappings* esm_;
 };
 
 }  // namespace
 
 std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker, AsyncQueue* async,
-                                                const std::string& url_host) {
+                                                const std::string& url_host,
+                                                EventSourceMappings* esm) {
   // The routes object owns nothing but references; it lives as long as the handlers do.
-  auto routes = std::make_shared<Routes>(lambda, invoker, async, url_host);
+  auto routes = std::make_shared<Routes>(lambda, invoker, async, url_host, esm);
   auto svc = routes->Build(routes);
   return svc;
 }

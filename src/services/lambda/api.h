@@ -8,6 +8,7 @@
 
 #include "aws/service.h"
 #include "services/lambda/async_queue.h"
+#include "services/lambda/esm.h"
 #include "services/lambda/invoker.h"
 #include "services/lambda/lambda.h"
 
@@ -19,6 +20,7 @@ namespace lambda {
 // `url_host` completes function URLs: http://<id>.lambda-url.<region>.<url_host>/.
 std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker = nullptr,
                                                 AsyncQueue* async = nullptr,
-                                                const std::string& url_host = "localhost:4566");
+                                                const std::string& url_host = "localhost:4566",
+                                                EventSourceMappings* esm = nullptr);
 
 }  // namespace lambda
