@@ -26,6 +26,8 @@
 #include "services/lambda/lambda.h"
 #include "services/logs/api.h"
 #include "services/logs/logs.h"
+#include "services/s3/api.h"
+#include "services/s3/s3.h"
 #include "services/sqs/api.h"
 #include "services/sqs/sqs.h"
 #include "services/sts/sts.h"
@@ -294,6 +296,10 @@ class AppImpl : public App {
       return lambda::RoleCredentials{s.access_key_id, s.secret, s.token};
     };
     ASSIGN_OR_RETURN(invoker_, lambda::MakeInvoker(inv));
+    s3::Options s3opts;
+    s3opts.region = config.region;
+    ASSIGN_OR_RETURN(objects_, s3::OpenObjectStore(store_.get(), blobs_.get(), s3opts));
+    s3_service_ = s3::MakeS3Service(*objects_);
     sqs::Options qopts;
     qopts.account_id = config.account_id;
     qopts.region = config.region;
@@ -334,6 +340,7 @@ class AppImpl : public App {
     edge_->Register(lambda_service_.get());
     edge_->Register(logs_service_.get());
     edge_->Register(sqs_service_.get());
+    edge_->Register(s3_service_.get());
 
     // repositoryUri host: the listen address (127.0.0.1:4566 by default), what skopeo and
     // podman push to.
@@ -399,6 +406,8 @@ class AppImpl : public App {
     esm_.reset();
     sqs_destinations_.reset();
     sqs_service_.reset();
+    s3_service_.reset();
+    objects_.reset();
     if (queues_) queues_->Shutdown();
     queues_.reset();
     invoker_.reset();
@@ -449,6 +458,8 @@ class AppImpl : public App {
   std::unique_ptr<lambda::FunctionUrls> function_urls_;
   std::unique_ptr<lambda::EventSourceMappings> esm_;
   std::unique_ptr<sqs::Queues> queues_;
+  std::unique_ptr<s3::ObjectStore> objects_;
+  std::unique_ptr<aws::Service> s3_service_;
   std::unique_ptr<aws::Service> sqs_service_;
   std::unique_ptr<SqsDestinations> sqs_destinations_;
   std::unique_ptr<aws::Service> lambda_service_;
