@@ -479,6 +479,13 @@ class Builder {
     LayerOptions lo;
     lo.from_overlay_upper = overlay_upper;
     ASSIGN_OR_RETURN(WrittenLayer w, WriteLayer(dir, blob, lo));
+    if (w.entries == 0 && overlay_upper) {
+      // A RUN that changed nothing adds no layer (as BuildKit does).
+      (void)RemoveTree(blob);
+      History(st, created_by, true);
+      Say(" ---> no changes");
+      return base::Status::Ok();
+    }
     Layer l;
     l.desc.media_type = std::string(kOciLayerGzip);
     l.desc.digest = w.digest;

@@ -354,8 +354,23 @@ class Unpacker {
     ts[0].tv_sec = ts[1].tv_sec = archive_entry_mtime(e);
     ts[0].tv_nsec = ts[1].tv_nsec = archive_entry_mtime_nsec(e);
     utimensat(dir, bn, ts, AT_SYMLINK_NOFOLLOW);  // best effort
+    // A directory's time changes as entries land in it: set it again at the end.
+    if (type == AE_IFDIR) dir_times_.push_back({name, ts[0]});
     return base::Status::Ok();
   }
+
+ public:
+  void RestoreDirTimes() {
+    for (auto it = dir_times_.rbegin(); it != dir_times_.rend(); ++it) {
+      base::UniqueFd fd(OpenBeneath(root_, it->first, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+      if (!fd.valid()) continue;
+      timespec ts[2] = {it->second, it->second};
+      futimens(fd.get(), ts);
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, timespec>> dir_times_;
 
   int root_;
   const UnpackOptions& opts_;
@@ -389,6 +404,7 @@ base::Result<UnpackStats> UnpackLayer(const std::string& archive_path, const std
     }
     RETURN_IF_ERROR(unpacker.Entry(a.get(), e));
   }
+  unpacker.RestoreDirTimes();
   // Hash whatever follows the end-of-archive marker, so the digest covers the whole blob.
   const void* unused;
   for (;;) {
