@@ -10,6 +10,7 @@
 #include "base/fs.h"
 #include "http/server.h"
 #include "server/edge.h"
+#include "server/image_source.h"
 #include "server/metered_store.h"
 #include "server/metrics.h"
 #include "server/root_credentials.h"
@@ -218,6 +219,10 @@ class AppImpl : public App {
     edge_->Register(ecr_service_.get());
     edge_->SetRegistry(registry_.get());
     ecr_->StartController();
+    // Images from the local registry, unpacked once per layer under <data>/image.
+    image_source_ = std::make_unique<EcrImageSource>(*ecr_);
+    ASSIGN_OR_RETURN(image_store_,
+                     image::ImageStore::Open(config.data_dir + "/image", image_source_.get()));
     edge_->SetGauges([this] {
       auto s = http_->stats();
       return std::map<std::string, double>{
@@ -256,6 +261,8 @@ class AppImpl : public App {
     http_.reset();
     edge_.reset();
     registry_.reset();
+    image_store_.reset();
+    image_source_.reset();
     ecr_service_.reset();
     ecr_.reset();
     lambda_service_.reset();
@@ -281,10 +288,27 @@ class AppImpl : public App {
       // Blobs nothing names any more (deleted functions and images), once an hour old.
       auto freed = blobs_->Gc(std::chrono::hours(1));
       if (!freed.ok()) spdlog::warn("blob gc: {}", freed.status().ToString());
+      CollectImageLayers();
       store::Revision rev = store_->CurrentRevision();
       if (rev <= kHistoryRevisions) continue;
       base::Status st = store_->Compact(rev - kHistoryRevisions);
       if (!st.ok()) spdlog::warn("store compaction: {}", st.ToString());
+    }
+  }
+
+  // Unpacked layers no image in the registry names, unused by any sandbox for an hour.
+  void CollectImageLayers() {
+    if (!image_store_) return;
+    auto referenced = ReferencedBlobs(*ecr_);
+    if (!referenced.ok()) {
+      spdlog::warn("image layer gc: {}", referenced.status().ToString());
+      return;
+    }
+    auto n = image_store_->Gc(*referenced, std::chrono::hours(1));
+    if (!n.ok()) {
+      spdlog::warn("image layer gc: {}", n.status().ToString());
+    } else if (*n > 0) {
+      spdlog::info("image layer gc: removed {} unpacked layers", *n);
     }
   }
 
@@ -307,6 +331,8 @@ class AppImpl : public App {
   std::unique_ptr<ecr::Ecr> ecr_;
   std::unique_ptr<aws::Service> ecr_service_;
   std::unique_ptr<ecr::Registry> registry_;
+  std::unique_ptr<EcrImageSource> image_source_;
+  std::unique_ptr<image::ImageStore> image_store_;
   std::unique_ptr<auth::CredentialProvider> credentials_;
   std::unique_ptr<Edge> edge_;
   std::unique_ptr<http::Server> http_;
