@@ -87,12 +87,21 @@ class Server:
                                 aws_secret_access_key=self.creds.secret_key,
                                 config=botocore.config.Config(retries={"max_attempts": 1}))
 
-    def signed_invoke(self, fn, body=b"{}"):
+    def signed_invoke(self, fn, body=b"{}", headers=None):
         """(path, headers) of a signed Invoke, as the SDK sends it."""
         url = "http://127.0.0.1:%d/2015-03-31/functions/%s/invocations" % (self.port, fn)
-        req = botocore.awsrequest.AWSRequest(method="POST", url=url, data=body)
+        req = botocore.awsrequest.AWSRequest(method="POST", url=url, data=body,
+                                             headers=headers or {})
         botocore.auth.SigV4Auth(self.creds, "lambda", "us-east-1").add_auth(req)
         return "/2015-03-31/functions/%s/invocations" % fn, dict(req.headers.items())
+
+    def metric(self, name):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        c.request("GET", "/metrics")
+        for line in c.getresponse().read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
 
     def stop(self):
         self.proc.terminate()
@@ -200,6 +209,46 @@ def wrk(url, lua, tmp, name):
     return rps, p50, p99, non2xx
 
 
+def async_bench(tmp, servers):
+    """(c) durable asynchronous invokes: how many Event invokes per second the server
+    acknowledges (each 202 after its store commit, fsynced), and how fast the queue drains
+    through a warm `provided` echo function."""
+    srv = Server(tmp, "async")
+    servers.append(srv)
+    exe = os.path.join(tmp, "bootstrap-async")
+    subprocess.run(["gcc", "-O2", "-o", exe, os.path.join(HERE, "echo_bootstrap.c")], check=True)
+    srv.lam.create_function(
+        FunctionName="sink", Runtime="provided.al2023", Role="arn:aws:iam::000000000000:role/r",
+        Handler="x", Code={"ZipFile": zip_of({"bootstrap": (open(exe, "rb").read(), 0o755)})})
+    if os.environ.get("BENCH_ASYNC_HOLD"):
+        # Accept only: the function may not run, so the queue only grows.
+        srv.lam.put_function_concurrency(FunctionName="sink", ReservedConcurrentExecutions=0)
+    body = b'{"hello":"world"}'
+    path, headers = srv.signed_invoke("sink", body, {"X-Amz-Invocation-Type": "Event"})
+    lua = os.path.join(tmp, "async.lua")
+    with open(lua, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.body = \'%s\'\n' % body.decode())
+        for k, v in headers.items():
+            f.write('wrk.headers["%s"] = "%s"\n' % (k, v))
+    url = "http://127.0.0.1:%d%s" % (srv.port, path)
+    t0 = time.time()
+    accepted = wrk(url, lua, tmp, "async")
+    deadline = time.time() + 300
+    queued = srv.metric("stratus_lambda_async_queued")
+    while queued and time.time() < deadline and not os.environ.get("BENCH_ASYNC_HOLD"):
+        time.sleep(0.2)
+        queued = srv.metric("stratus_lambda_async_queued")
+    drained = time.time() - t0
+    total = srv.metric("stratus_lambda_async_accepted_total") or 0
+    done = srv.metric("stratus_lambda_async_succeeded_total") or 0
+    print("(c) asynchronous invokes (Event), 64 concurrent clients, %s, wrk -t2" % DURATION)
+    print("  %-44s %10s req/s  p50 %8s  p99 %8s  non-2xx %s" %
+          (("accepted (202 after a durable commit)",) + accepted))
+    print("  %-44s %10.0f events in %.1f s = %.0f events/s (%s still queued)" %
+          ("run to completion", done, drained, done / drained if drained else 0, queued))
+    print("  events accepted in all: %.0f" % total)
+
+
 def main():
     if os.geteuid() != 0:
         print("lambda bench: needs root (sandboxes); skipped")
@@ -211,7 +260,17 @@ def main():
     tmp = tempfile.mkdtemp(prefix="stratus-bench-lambda-")
     servers = []
     nginx_dir = os.path.join(tmp, "nginx")
+    only = os.environ.get("BENCH_ONLY", "")
     try:
+        if only == "c":
+            return async_bench(tmp, servers)
+        if only == "a":
+            pooled = Server(tmp, "pooled")
+            servers.append(pooled)
+            ours, inits = cold_starts(pooled, "pooled")
+            print("(a) stratus (prestart pool) p50 %.2f p99 %.2f; Init Duration p50 %.2f" %
+                  (pct(ours, 50), pct(ours, 99), pct(inits, 50) if inits else -1))
+            return
         # (a) cold starts
         pooled = Server(tmp, "pooled")
         servers.append(pooled)
@@ -273,6 +332,7 @@ def main():
                   (float(ours_t[0]) / float(nginx_t[0])))
         except ValueError:
             pass
+        async_bench(tmp, servers)
     finally:
         subprocess.run([PEERS + "/nginx-static.sh", "stop", nginx_dir], capture_output=True)
         for s in servers:

@@ -19,6 +19,7 @@
 #include "services/ecr/registry.h"
 #include "services/iam/iam.h"
 #include "services/lambda/api.h"
+#include "services/lambda/async_queue.h"
 #include "services/lambda/invoker.h"
 #include "services/lambda/lambda.h"
 #include "services/logs/api.h"
@@ -94,6 +95,31 @@ std::string LambdaMetrics(const std::map<std::string, lambda::FunctionStats>& st
       out += std::string(series.name) + "{function=\"" + fn + "\"} " + num + "\n";
     }
   }
+  return out;
+}
+
+// The asynchronous invocation queue's counters for /metrics.
+std::string AsyncMetrics(const lambda::AsyncStats& s) {
+  std::string out;
+  auto add = [&out](const char* name, const char* type, const char* help, double v) {
+    char num[64];
+    snprintf(num, sizeof num, "%.17g", v);
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + num + "\n";
+  };
+  add("stratus_lambda_async_accepted_total", "counter", "Event invocations queued (202).",
+      static_cast<double>(s.accepted));
+  add("stratus_lambda_async_succeeded_total", "counter", "Queued events that ran without error.",
+      static_cast<double>(s.succeeded));
+  add("stratus_lambda_async_failed_total", "counter",
+      "Queued events given up (retries exhausted or too old).", static_cast<double>(s.failed));
+  add("stratus_lambda_async_retries_total", "counter", "Retries of queued events.",
+      static_cast<double>(s.retried));
+  add("stratus_lambda_async_dropped_total", "counter",
+      "Queued events dropped because their function no longer exists.",
+      static_cast<double>(s.dropped));
+  add("stratus_lambda_async_queued", "gauge", "Events in the queue, running ones included.",
+      static_cast<double>(s.queued));
   return out;
 }
 
@@ -196,7 +222,15 @@ class AppImpl : public App {
       return lambda::RoleCredentials{s.access_key_id, s.secret, s.token};
     };
     ASSIGN_OR_RETURN(invoker_, lambda::MakeInvoker(inv));
-    lambda_service_ = lambda::MakeLambdaService(*lambda_, invoker_.get());
+    lambda::AsyncQueueOptions aq;
+    aq.lambda = lambda_.get();
+    aq.invoker = invoker_.get();
+    aq.store = store_.get();
+    aq.retry_delay = std::chrono::milliseconds(config.lambda_async_retry_delay_ms);
+    aq.throttle_delay = std::chrono::milliseconds(config.lambda_async_throttle_delay_ms);
+    aq.max_in_flight = static_cast<int>(config.lambda_account_concurrency);
+    ASSIGN_OR_RETURN(async_, lambda::StartAsyncQueue(aq));
+    lambda_service_ = lambda::MakeLambdaService(*lambda_, invoker_.get(), async_.get());
 
     credentials_ =
         std::make_unique<EdgeCredentials>(root, config.account_id, &iam::Credentials(*iam_));
@@ -232,7 +266,8 @@ class AppImpl : public App {
           {"stratus_store_revision", static_cast<double>(store_->CurrentRevision())},
       };
     });
-    edge_->SetExtraMetrics([this] { return LambdaMetrics(invoker_->Stats()); });
+    edge_->SetExtraMetrics(
+        [this] { return LambdaMetrics(invoker_->Stats()) + AsyncMetrics(async_->Stats()); });
     compactor_ = std::thread([this] { CompactLoop(); });
     if (hp.host != "127.0.0.1" && hp.host != "::1" && hp.host != "localhost")
       spdlog::warn("listening on {} — reachable from other machines", hp.host);
@@ -243,7 +278,9 @@ class AppImpl : public App {
   void Run() override { http_->Run(); }
   void Shutdown() override {
     // Function environments first: their runtimes' waiting requests are answered and
-    // their sockets closed, so the listener's drain does not wait for them.
+    // their sockets closed, so the listener's drain does not wait for them. The async
+    // queue stops dispatching before that (its events stay queued for the next start).
+    if (async_) async_->Shutdown();
     if (invoker_) invoker_->Shutdown();
     http_->Shutdown();
   }
@@ -256,6 +293,7 @@ class AppImpl : public App {
     compact_cv_.notify_all();
     if (compactor_.joinable()) compactor_.join();
     // Order: no more requests, then services, then the store (flushes and closes).
+    if (async_) async_->Shutdown();
     if (invoker_) invoker_->Shutdown();
     if (ecr_) ecr_->StopController();
     http_.reset();
@@ -266,6 +304,7 @@ class AppImpl : public App {
     ecr_service_.reset();
     ecr_.reset();
     lambda_service_.reset();
+    async_.reset();
     invoker_.reset();
     lambda_.reset();
     blobs_.reset();
@@ -327,6 +366,7 @@ class AppImpl : public App {
   std::unique_ptr<lambda::Lambda> lambda_;
   std::unique_ptr<lambda::LogSink> lambda_logs_;
   std::unique_ptr<lambda::Invoker> invoker_;
+  std::unique_ptr<lambda::AsyncQueue> async_;
   std::unique_ptr<aws::Service> lambda_service_;
   std::unique_ptr<ecr::Ecr> ecr_;
   std::unique_ptr<aws::Service> ecr_service_;

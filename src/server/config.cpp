@@ -52,6 +52,10 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
         c.lambda_idle_timeout_seconds = v.as<int64_t>();
       else if (key == "lambda_prestart_pool_size")
         c.lambda_prestart_pool_size = v.as<int64_t>();
+      else if (key == "lambda_async_retry_delay_ms")
+        c.lambda_async_retry_delay_ms = v.as<int64_t>();
+      else if (key == "lambda_async_throttle_delay_ms")
+        c.lambda_async_throttle_delay_ms = v.as<int64_t>();
       else if (key == "ecr_lifecycle_interval_seconds")
         c.ecr_lifecycle_interval_seconds = v.as<int64_t>();
       else
@@ -70,6 +74,8 @@ base::Status LoadConfigFile(const std::string& path, Config& c) {
     return base::InvalidArgument(path + ": lambda_prestart_pool_size must be 0..64");
   if (c.lambda_idle_timeout_seconds < 1)
     return base::InvalidArgument(path + ": lambda_idle_timeout_seconds must be positive");
+  if (c.lambda_async_retry_delay_ms < 1 || c.lambda_async_throttle_delay_ms < 1)
+    return base::InvalidArgument(path + ": lambda_async_*_delay_ms must be positive");
   if (c.ecr_lifecycle_interval_seconds < 1)
     return base::InvalidArgument(path + ": ecr_lifecycle_interval_seconds must be >= 1");
   if (c.account_id.size() != 12 ||

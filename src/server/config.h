@@ -27,6 +27,11 @@ struct Config {
   int64_t lambda_idle_timeout_seconds = 600;
   // Pre-started runtimes kept ready per (runtime, memory, ephemeral storage) in use; 0 = off.
   int64_t lambda_prestart_pool_size = 2;
+  // Asynchronous invocation: the wait before the first retry of a function error (the
+  // second waits twice as long; AWS: 1 and 2 minutes), and the first backoff after a
+  // throttle (doubling up to 5 minutes). Test knobs; AWS's figures are the defaults.
+  int64_t lambda_async_retry_delay_ms = 60000;
+  int64_t lambda_async_throttle_delay_ms = 1000;
   // How often the ECR lifecycle controller applies lifecycle policies. A test knob too.
   int64_t ecr_lifecycle_interval_seconds = 600;
 };

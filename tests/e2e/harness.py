@@ -62,6 +62,7 @@ class StratusServer:
         if kill:
             self.proc.kill()
             self.proc.wait()
+            self.log.close()
             code = self.proc.returncode
         else:
             code = self.stop()

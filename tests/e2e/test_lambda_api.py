@@ -48,13 +48,19 @@ class LambdaApiTest(StratusTestCase):
         self.assertEqual(fn["CodeSha256"], sha(HANDLER))
         self.assertEqual(fn["CodeSize"], len(HANDLER))
         self.assertEqual((fn["Timeout"], fn["MemorySize"]), (3, 128))
-        self.assertEqual(fn["State"], "Active")
+        # As AWS's: Pending while the code is made ready, then Active.
+        self.assertEqual(fn["State"], "Pending")
+        self.assertEqual(fn["StateReasonCode"], "Creating")
+        self.assertNotIn("LastUpdateStatus", fn)
         self.assertEqual(fn["PackageType"], "Zip")
         self.assertEqual(fn["Environment"]["Variables"], {"A": "1"})
         self.assertRegex(fn["LastModified"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
         self.lam.get_waiter("function_active_v2").wait(FunctionName="life")
 
         got = self.lam.get_function(FunctionName="life")
+        self.assertEqual(got["Configuration"]["State"], "Active")
+        self.assertEqual(got["Configuration"]["LastUpdateStatus"], "Successful")
+        self.assertNotIn("StateReason", got["Configuration"])
         self.assertEqual(got["Configuration"]["RevisionId"], fn["RevisionId"])
         self.assertEqual(got["Code"]["RepositoryType"], "S3")
         self.assertEqual(got["Tags"], {"team": "core"})
@@ -66,7 +72,11 @@ class LambdaApiTest(StratusTestCase):
                                                      RevisionId=fn["RevisionId"])
         self.assertEqual((upd["Timeout"], upd["MemorySize"]), (30, 256))
         self.assertNotEqual(upd["RevisionId"], fn["RevisionId"])
+        self.assertEqual(upd["State"], "Active")
+        self.assertEqual(upd["LastUpdateStatus"], "InProgress")
         self.lam.get_waiter("function_updated_v2").wait(FunctionName="life")
+        self.assertEqual(self.lam.get_function_configuration(
+            FunctionName="life")["LastUpdateStatus"], "Successful")
         self.assertClientError(lambda: self.lam.update_function_configuration(
             FunctionName="life", Timeout=31, RevisionId=fn["RevisionId"]),
             "PreconditionFailedException", 412)

@@ -182,6 +182,24 @@ class LambdaInvokeTest(StratusTestCase):
         by_arn = self.invoke(ARN + "ver:1", {"action": "echo"})
         self.assertEqual(by_arn["ExecutedVersion"], "1")
 
+        # A weighted alias (RoutingConfig) splits invocations between two versions.
+        self.lam.publish_version(FunctionName="ver")
+        self.lam.update_alias(FunctionName="ver", Name="live", FunctionVersion="1",
+                              RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
+        seen = {}
+        for _ in range(40):
+            r = self.invoke("ver", {"action": "echo"}, Qualifier="live")
+            body = json.loads(r["Body"])
+            self.assertEqual(body["version"], r["ExecutedVersion"])
+            seen[r["ExecutedVersion"]] = seen.get(r["ExecutedVersion"], 0) + 1
+        # 40 draws at 50%: both versions show up (the chance one does not is 2 * 2^-40).
+        self.assertEqual(set(seen), {"1", "2"}, seen)
+        self.lam.update_alias(FunctionName="ver", Name="live",
+                              RoutingConfig={"AdditionalVersionWeights": {}})
+        for _ in range(5):
+            self.assertEqual(self.invoke("ver", {"action": "echo"},
+                                         Qualifier="live")["ExecutedVersion"], "1")
+
     def test_function_calls_stratus_with_its_role(self):
         self.create("caller")
         r = self.invoke("caller", {"action": "sdk"})

@@ -1,10 +1,12 @@
 #include "services/lambda/api.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "aws/json.h"
 #include "base/strings.h"
+#include "services/lambda/async_queue.h"
 
 namespace lambda {
 
@@ -289,6 +291,15 @@ std::optional<aws::Error> ReadSettings(const json& body, FunctionSettings* s) {
     LAMBDA_TRY_READ(ReadStringMap(*it, "Variables", &vars));
     s->environment = vars.value_or(std::map<std::string, std::string>{});
   }
+  if (auto it = body.find("Layers"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) return TypeError("Layers", "a list");
+    std::vector<std::string> arns;
+    for (const auto& a : *it) {
+      if (!a.is_string()) return TypeError("Layers", "a list of strings");
+      arns.push_back(a.get<std::string>());
+    }
+    s->layers = std::move(arns);
+  }
   if (auto it = body.find("Architectures"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) return TypeError("Architectures", "a list");
     std::string repr = "[";
@@ -442,8 +453,6 @@ json ConfigJson(const Lambda& lambda, const FunctionConfig& c) {
       {"Version", c.version},
       {"TracingConfig", {{"Mode", "PassThrough"}}},
       {"RevisionId", c.revision_id},
-      {"State", "Active"},
-      {"LastUpdateStatus", "Successful"},
       {"PackageType", "Zip"},
       {"Architectures", json::array({"x86_64"})},
       {"EphemeralStorage", {{"Size", c.ephemeral_storage}}},
@@ -451,6 +460,20 @@ json ConfigJson(const Lambda& lambda, const FunctionConfig& c) {
       {"LoggingConfig", {{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + c.name}}},
   };
   if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
+  if (!c.layers.empty()) {
+    json layers = json::array();
+    for (const auto& l : c.layers) layers.push_back({{"Arn", l.arn}, {"CodeSize", l.size}});
+    j["Layers"] = std::move(layers);
+  }
+  auto set = [&j](const char* key, const std::string& v) {
+    if (!v.empty()) j[key] = v;
+  };
+  set("State", c.state);
+  set("StateReason", c.state_reason);
+  set("StateReasonCode", c.state_reason_code);
+  set("LastUpdateStatus", c.last_update_status);
+  set("LastUpdateStatusReason", c.last_update_status_reason);
+  set("LastUpdateStatusReasonCode", c.last_update_status_reason_code);
   return j;
 }
 
@@ -533,7 +556,8 @@ std::optional<aws::Error> CheckVersionValue(const std::string& v) {
 
 class Routes {
  public:
-  Routes(Lambda& lambda, Invoker* invoker) : l_(lambda), invoker_(invoker) {}
+  Routes(Lambda& lambda, Invoker* invoker, AsyncQueue* async)
+      : l_(lambda), invoker_(invoker), async_(async) {}
 
   // `self` is this object; every handler holds it so the routes live as long as the service.
   std::unique_ptr<aws::Service> Build(const std::shared_ptr<Routes>& self) {
@@ -633,6 +657,32 @@ class Routes {
       };
       svc->Add(std::move(r));
     }
+    const std::string layer = "/2018-10-31/layers/{LayerName}";
+    auto layer_arn = [&l_ = l_](const RestRequest& req, const Call&) -> Outcome<std::string> {
+      auto it = req.path.find("LayerName");
+      if (it == req.path.end()) return std::string("*");
+      auto v = req.path.find("VersionNumber");
+      return l_.LayerArn(it->second, 0) + (v == req.path.end() ? "" : ":" + v->second);
+    };
+    add("POST", layer + "/versions", "PublishLayerVersion", layer_arn,
+        &Routes::PublishLayerVersion);
+    add("GET", layer + "/versions", "ListLayerVersions", layer_arn, &Routes::ListLayerVersions);
+    add("GET", layer + "/versions/{VersionNumber}", "GetLayerVersion", layer_arn,
+        &Routes::GetLayerVersion);
+    add("DELETE", layer + "/versions/{VersionNumber}", "DeleteLayerVersion", layer_arn,
+        &Routes::DeleteLayerVersion);
+    add("GET", "/2018-10-31/layers", "ListLayers", star, &Routes::ListLayers);
+    const std::string eic = "/2019-09-25/functions/{FunctionName}/event-invoke-config";
+    add("PUT", eic, "PutFunctionEventInvokeConfig", qualified,
+        &Routes::PutFunctionEventInvokeConfig);
+    add("POST", eic, "UpdateFunctionEventInvokeConfig", qualified,
+        &Routes::UpdateFunctionEventInvokeConfig);
+    add("GET", eic, "GetFunctionEventInvokeConfig", qualified,
+        &Routes::GetFunctionEventInvokeConfig);
+    add("DELETE", eic, "DeleteFunctionEventInvokeConfig", qualified,
+        &Routes::DeleteFunctionEventInvokeConfig);
+    add("GET", eic + "/list", "ListFunctionEventInvokeConfigs", unqualified,
+        &Routes::ListFunctionEventInvokeConfigs);
     add("POST", "/2017-03-31/tags/{ARN}", "TagResource", tag_arn, &Routes::TagResource);
     add("DELETE", "/2017-03-31/tags/{ARN}", "UntagResource", tag_arn, &Routes::UntagResource);
     add("GET", "/2017-03-31/tags/{ARN}", "ListTags", tag_arn, &Routes::ListTags);
@@ -962,6 +1012,318 @@ class Routes {
     return RestResponse::FromJson(json{{"Tags", tags.value()}});
   }
 
+  // --- Layers ---
+
+  json LayerJson(const LayerVersion& l) const {
+    json j{{"LayerArn", l_.LayerArn(l.name, 0)},
+           {"LayerVersionArn", l_.LayerArn(l.name, l.version)},
+           {"Description", l.description},
+           {"CreatedDate", l.created_date},
+           {"Version", l.version}};
+    if (!l.compatible_runtimes.empty()) j["CompatibleRuntimes"] = l.compatible_runtimes;
+    if (!l.compatible_architectures.empty())
+      j["CompatibleArchitectures"] = l.compatible_architectures;
+    if (!l.license_info.empty()) j["LicenseInfo"] = l.license_info;
+    return j;
+  }
+
+  std::optional<aws::Error> LayerName(const RestRequest& req, std::string* out) const {
+    auto it = req.path.find("LayerName");
+    std::string n = it == req.path.end() ? "" : it->second;
+    // A layer ARN is accepted where a name is: arn:aws:lambda:REGION:ACCOUNT:layer:NAME
+    auto parts = base::Split(n, ':');
+    if (parts.size() == 7 && parts[0] == "arn" && parts[5] == "layer") n = std::string(parts[6]);
+    if (n.empty() || n.size() > 140 || !AllNameChars(n))
+      return Validation(n, "layerName",
+                        "Member must satisfy regular expression pattern: "
+                        "(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+)|"
+                        "[a-zA-Z0-9-_]+");
+    *out = n;
+    return std::nullopt;
+  }
+
+  std::optional<aws::Error> LayerVersionNumber(const RestRequest& req, int64_t* out) const {
+    auto it = req.path.find("VersionNumber");
+    std::string v = it == req.path.end() ? "" : it->second;
+    if (v.empty() || v.size() > 15 || !AllDigits(v))
+      return aws::MakeError(400, "ValidationException",
+                            "1 validation error detected: Value '" + v +
+                                "' at 'versionNumber' failed to satisfy constraint: Member must "
+                                "be a number");
+    *out = std::stoll(v);
+    return std::nullopt;
+  }
+
+  Outcome<RestResponse> PublishLayerVersion(const RestRequest& req, Call&) {
+    std::string name;
+    LAMBDA_TRY_READ(LayerName(req, &name));
+    LAMBDA_BODY(body, req);
+    LayerVersion l;
+    l.name = name;
+    std::optional<std::string> description, license;
+    LAMBDA_TRY_READ(ReadString(body, "Description", &description));
+    LAMBDA_TRY_READ(ReadString(body, "LicenseInfo", &license));
+    l.description = description.value_or("");
+    l.license_info = license.value_or("");
+    for (const char* field : {"CompatibleRuntimes", "CompatibleArchitectures"}) {
+      auto it = body.find(field);
+      if (it == body.end() || it->is_null()) continue;
+      if (!it->is_array()) return *TypeError(field, "a list");
+      std::vector<std::string> values;
+      for (const auto& v : *it) {
+        if (!v.is_string()) return *TypeError(field, "a list of strings");
+        values.push_back(v.get<std::string>());
+      }
+      if (std::string(field) == "CompatibleRuntimes") {
+        if (values.size() > 15)
+          return Validation(it->dump(), "compatibleRuntimes",
+                            "Member must have length less than or equal to 15");
+        const auto& known = SupportedRuntimes();
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        for (const auto& r : values)
+          if (std::find(known.begin(), known.end(), r) == known.end())
+            return Validation(r, "compatibleRuntimes",
+                              "Member must satisfy constraint: [Member must satisfy enum value "
+                              "set: [" +
+                                  list + "]]");
+        l.compatible_runtimes = std::move(values);
+      } else {
+        for (const auto& a : values)
+          if (a != "x86_64" && a != "arm64")
+            return Validation(a, "compatibleArchitectures",
+                              "Member must satisfy constraint: [Member must satisfy enum value "
+                              "set: [x86_64, arm64]]");
+        l.compatible_architectures = std::move(values);
+      }
+    }
+    auto content = body.find("Content");
+    if (content == body.end() || content->is_null())
+      return Validation("null", "content", "Member must not be null");
+    auto zip = ReadZip(*content);
+    if (!zip.ok()) return zip.error();
+    auto out = l_.PublishLayerVersion(l, zip.value());
+    if (!out.ok()) return Err(out.status());
+    json j = LayerJson(out.value());
+    j["Content"] = {{"CodeSha256", out->code_sha256}, {"CodeSize", out->code_size}};
+    return RestResponse::FromJson(j, 201);
+  }
+
+  Outcome<RestResponse> GetLayerVersion(const RestRequest& req, Call&) {
+    std::string name;
+    int64_t version = 0;
+    LAMBDA_TRY_READ(LayerName(req, &name));
+    LAMBDA_TRY_READ(LayerVersionNumber(req, &version));
+    auto l = l_.GetLayerVersion(name, version);
+    if (!l.ok()) {
+      if (l.status().code() == base::Code::kNotFound)
+        return aws::MakeError(404, "ResourceNotFoundException",
+                              "The resource you requested does not exist.");
+      return Err(l.status());
+    }
+    json j = LayerJson(l.value());
+    j["Content"] = {{"CodeSha256", l->code_sha256}, {"CodeSize", l->code_size}};
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> ListLayerVersions(const RestRequest& req, Call&) {
+    std::string name;
+    LAMBDA_TRY_READ(LayerName(req, &name));
+    auto max = ReadMaxItems(req);
+    if (!max.ok()) return max.error();
+    auto page = l_.ListLayerVersions(name, QueryOr(req, "Marker"), max.value());
+    if (!page.ok()) return Err(page.status());
+    json vs = json::array();
+    for (const auto& l : page->items) vs.push_back(LayerJson(l));
+    json j = {{"LayerVersions", std::move(vs)}};
+    if (!page->next_marker.empty()) j["NextMarker"] = page->next_marker;
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> ListLayers(const RestRequest& req, Call&) {
+    auto max = ReadMaxItems(req);
+    if (!max.ok()) return max.error();
+    auto page = l_.ListLayers(QueryOr(req, "Marker"), max.value());
+    if (!page.ok()) return Err(page.status());
+    json ls = json::array();
+    for (const auto& l : page->items)
+      ls.push_back({{"LayerName", l.name},
+                    {"LayerArn", l_.LayerArn(l.name, 0)},
+                    {"LatestMatchingVersion", LayerJson(l)}});
+    json j = {{"Layers", std::move(ls)}};
+    if (!page->next_marker.empty()) j["NextMarker"] = page->next_marker;
+    return RestResponse::FromJson(j);
+  }
+
+  Outcome<RestResponse> DeleteLayerVersion(const RestRequest& req, Call&) {
+    std::string name;
+    int64_t version = 0;
+    LAMBDA_TRY_READ(LayerName(req, &name));
+    LAMBDA_TRY_READ(LayerVersionNumber(req, &version));
+    base::Status st = l_.DeleteLayerVersion(name, version);
+    if (!st.ok()) return Err(st);
+    return NoContent();
+  }
+
+  // --- Event invoke configs (asynchronous invocation settings) ---
+
+  json EventInvokeJson(const std::string& name, const EventInvokeConfig& c) const {
+    json j{{"FunctionArn", l_.FunctionArn(name, c.qualifier)},
+           {"LastModified", c.last_modified},
+           {"DestinationConfig",
+            {{"OnSuccess",
+              c.on_success.empty() ? json::object() : json{{"Destination", c.on_success}}},
+             {"OnFailure",
+              c.on_failure.empty() ? json::object() : json{{"Destination", c.on_failure}}}}}};
+    if (c.maximum_retry_attempts) j["MaximumRetryAttempts"] = *c.maximum_retry_attempts;
+    if (c.maximum_event_age_seconds) j["MaximumEventAgeInSeconds"] = *c.maximum_event_age_seconds;
+    return j;
+  }
+
+  aws::Error NoEventInvokeConfig(const std::string& name, const std::string& qualifier) const {
+    return aws::MakeError(404, "ResourceNotFoundException",
+                          "The function " +
+                              l_.FunctionArn(name, qualifier.empty() ? kLatest : qualifier) +
+                              " doesn't have an EventInvokeConfig");
+  }
+
+  Outcome<RestResponse> WriteEventInvokeConfig(const RestRequest& req, bool merge) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    LAMBDA_BODY(body, req);
+    EventInvokeConfig c;
+    c.qualifier = ref.qualifier.empty() ? kLatest : ref.qualifier;
+    Violations v;
+    bool any = false;
+    for (const char* field : {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"}) {
+      auto it = body.find(field);
+      if (it == body.end() || it->is_null()) continue;
+      if (!it->is_number_integer()) return *TypeError(field, "an integer");
+      int64_t n = it->get<int64_t>();
+      any = true;
+      if (std::string(field) == "MaximumRetryAttempts") {
+        if (n < 0)
+          v.Add(std::to_string(n), "maximumRetryAttempts",
+                "Member must have value greater than or equal to 0");
+        if (n > 2)
+          v.Add(std::to_string(n), "maximumRetryAttempts",
+                "Member must have value less than or equal to 2");
+        c.maximum_retry_attempts = static_cast<int>(n);
+      } else {
+        if (n < 60)
+          v.Add(std::to_string(n), "maximumEventAgeInSeconds",
+                "Member must have value greater than or equal to 60");
+        if (n > 21600)
+          v.Add(std::to_string(n), "maximumEventAgeInSeconds",
+                "Member must have value less than or equal to 21600");
+        c.maximum_event_age_seconds = static_cast<int>(n);
+      }
+    }
+    auto dc = body.find("DestinationConfig");
+    if (dc != body.end() && !dc->is_null()) {
+      if (!dc->is_object()) return *TypeError("DestinationConfig", "an object");
+      any = true;
+      for (const char* side : {"OnSuccess", "OnFailure"}) {
+        auto it = dc->find(side);
+        if (it == dc->end() || it->is_null()) continue;
+        if (!it->is_object())
+          return *TypeError(std::string("DestinationConfig.") + side, "an object");
+        auto d = it->find("Destination");
+        if (d == it->end() || d->is_null()) continue;
+        if (!d->is_string())
+          return *TypeError(std::string("DestinationConfig.") + side + ".Destination", "a string");
+        std::string arn = d->get<std::string>();
+        std::string field = std::string("destinationConfig.") +
+                            (side[2] == 'S' ? "onSuccess" : "onFailure") + ".destination";
+        std::vector<std::string_view> parts = base::Split(arn, ':');
+        bool shaped = arn.empty() || (parts.size() >= 6 && parts[0] == "arn" &&
+                                      parts[1].substr(0, 3) == "aws" && !parts[2].empty());
+        for (char ch : parts.size() > 2 ? parts[2] : std::string_view())
+          shaped = shaped && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-');
+        if (!shaped) {
+          v.Add(
+              arn, field,
+              "Member must satisfy regular expression pattern: "
+              "$|kafka://([^.]([a-zA-Z0-9\\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:"
+              "((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)",
+              true);
+          continue;
+        }
+        if (arn.empty()) continue;
+        if (parts[2] != "lambda" && parts[2] != "sqs" && parts[2] != "sns" &&
+            parts[2] != "events" && parts[2] != "s3")
+          return InvalidParameter(
+              "The provided destination config DestinationConfig(onSuccess=" +
+              std::string(side[2] == 'S' ? "OnSuccess(destination=" + arn + ")" : "null") +
+              ", onFailure=" +
+              std::string(side[2] == 'F' ? "OnFailure(destination=" + arn + ")" : "null") +
+              ") is invalid.");
+        if (async_ != nullptr) {
+          base::Status st = async_->CheckDestination(ref.name, arn);
+          if (!st.ok()) return InvalidParameter(st.message());
+        }
+        (side[2] == 'S' ? c.on_success : c.on_failure) = arn;
+      }
+    }
+    if (!v.empty()) return v.ToError();
+    if (!any && !merge)
+      return InvalidParameter(
+          "You must specify at least one of error handling or destination setting.");
+    auto out = l_.PutEventInvokeConfig(ref.name, c, merge);
+    if (!out.ok()) {
+      if (out.status().code() == base::Code::kNotFound) {
+        if (out.status().message() == "config") return NoEventInvokeConfig(ref.name, c.qualifier);
+        return aws::MakeError(404, "ResourceNotFoundException", "The function doesn't exist.");
+      }
+      return Err(out.status(), ref.name);
+    }
+    return RestResponse::FromJson(EventInvokeJson(ref.name, out.value()));
+  }
+
+  Outcome<RestResponse> PutFunctionEventInvokeConfig(const RestRequest& req, Call&) {
+    return WriteEventInvokeConfig(req, false);
+  }
+  Outcome<RestResponse> UpdateFunctionEventInvokeConfig(const RestRequest& req, Call&) {
+    return WriteEventInvokeConfig(req, true);
+  }
+
+  Outcome<RestResponse> GetFunctionEventInvokeConfig(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    auto c = l_.GetEventInvokeConfig(ref.name, ref.qualifier);
+    if (!c.ok()) return Err(c.status(), ref.name);
+    if (!c.value()) return NoEventInvokeConfig(ref.name, ref.qualifier);
+    return RestResponse::FromJson(EventInvokeJson(ref.name, *c.value()));
+  }
+
+  Outcome<RestResponse> DeleteFunctionEventInvokeConfig(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, true));
+    base::Status st = l_.DeleteEventInvokeConfig(ref.name, ref.qualifier);
+    if (st.code() == base::Code::kNotFound) return NoEventInvokeConfig(ref.name, ref.qualifier);
+    if (!st.ok()) return Err(st, ref.name);
+    return NoContent();
+  }
+
+  Outcome<RestResponse> ListFunctionEventInvokeConfigs(const RestRequest& req, Call&) {
+    LAMBDA_REF(ref, RefOf(l_, req, false));
+    int max_items = 50;
+    if (const std::string* m = req.Query("MaxItems")) {
+      if (!AllDigits(*m) || m->empty() || m->size() > 3 || std::stoi(*m) < 1 || std::stoi(*m) > 50)
+        return Validation(*m, "maxItems", "Member must have value less than or equal to 50");
+      max_items = std::stoi(*m);
+    }
+    const std::string* marker = req.Query("Marker");
+    auto page = l_.ListEventInvokeConfigs(ref.name, marker ? *marker : "", max_items);
+    if (!page.ok()) {
+      if (page.status().code() == base::Code::kNotFound)
+        return aws::MakeError(404, "ResourceNotFoundException", "The function doesn't exist.");
+      return Err(page.status(), ref.name);
+    }
+    json items = json::array();
+    for (const auto& c : page.value().items) items.push_back(EventInvokeJson(ref.name, c));
+    json out{{"FunctionEventInvokeConfigs", items}};
+    if (!page.value().next_marker.empty()) out["NextMarker"] = page.value().next_marker;
+    return RestResponse::FromJson(out);
+  }
+
   void Invoke(RestRequest req, const Call& call, std::function<void(Outcome<RestResponse>)> done) {
     auto ref = RefOf(l_, req, true);
     if (!ref.ok()) return done(ref.error());
@@ -995,6 +1357,27 @@ class Routes {
     ir.payload = h.body;
     std::string name = ir.function_name;
     Lambda* l = &l_;
+    if (ir.type == InvocationType::kEvent && async_ != nullptr) {
+      async_->Enqueue(
+          std::move(ir), [done = std::move(done), name, l](base::Result<std::string> r) {
+            if (!r.ok()) {
+              const base::Status& s = r.status();
+              if (s.code() == base::Code::kInvalidArgument) {
+                std::string limit = s.message().substr(s.message().find(' ') + 1);
+                return done(aws::MakeError(413, "RequestTooLargeException",
+                                           "Request must be smaller than " + limit +
+                                               " bytes for the InvokeFunction operation"));
+              }
+              if (s.code() == base::Code::kUnavailable)
+                return done(aws::MakeError(503, "ServiceException", s.message()));
+              return done(ToError(*l, s, name));
+            }
+            RestResponse out;
+            out.status = 202;
+            done(std::move(out));
+          });
+      return;
+    }
     invoker_->Invoke(
         std::move(ir), [done = std::move(done), name, l](base::Result<InvokeResult> r) {
           if (!r.ok()) {
@@ -1031,13 +1414,15 @@ class Routes {
 
   Lambda& l_;
   Invoker* invoker_;
+  AsyncQueue* async_;
 };
 
 }  // namespace
 
-std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker) {
+std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker,
+                                                AsyncQueue* async) {
   // The routes object owns nothing but references; it lives as long as the handlers do.
-  auto routes = std::make_shared<Routes>(lambda, invoker);
+  auto routes = std::make_shared<Routes>(lambda, invoker, async);
   auto svc = routes->Build(routes);
   return svc;
 }

@@ -7,13 +7,16 @@
 #include <memory>
 
 #include "aws/service.h"
+#include "services/lambda/async_queue.h"
 #include "services/lambda/invoker.h"
 #include "services/lambda/lambda.h"
 
 namespace lambda {
 
-// `lambda` (and `invoker`, when given) must outlive the service. Without an invoker,
-// Invoke answers ServiceException.
-std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker = nullptr);
+// `lambda` (and `invoker`, `async`, when given) must outlive the service. Without an
+// invoker, Invoke answers ServiceException; without `async`, Event invocations run in
+// memory only (not durable).
+std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker = nullptr,
+                                                AsyncQueue* async = nullptr);
 
 }  // namespace lambda

@@ -69,8 +69,12 @@ TEST_F(ApiTest, CreateAndGetShapes) {
   EXPECT_EQ(authz_.seen, "lambda:CreateFunction arn:aws:lambda:us-east-1:000000000000:function:fn");
   json c = Body(r);
   EXPECT_EQ(c["FunctionArn"], "arn:aws:lambda:us-east-1:000000000000:function:fn");
-  EXPECT_EQ(c["State"], "Active");
-  EXPECT_EQ(c["LastUpdateStatus"], "Successful");
+  // As AWS's: Pending until the code is ready (the invoker's preparer makes it Active;
+  // there is none here).
+  EXPECT_EQ(c["State"], "Pending");
+  EXPECT_EQ(c["StateReason"], "The function is being created.");
+  EXPECT_EQ(c["StateReasonCode"], "Creating");
+  EXPECT_FALSE(c.contains("LastUpdateStatus"));
   EXPECT_EQ(c["PackageType"], "Zip");
   EXPECT_EQ(c["Architectures"], json::array({"x86_64"}));
   EXPECT_EQ(c["EphemeralStorage"]["Size"], 512);

@@ -251,11 +251,38 @@ class InvokerImpl : public Invoker {
     RETURN_IF_ERROR(base::MakeDirs(runtime_dir_, 0755));
     chmod(o_.work_dir.c_str(), 0755);
     if (o_.store) {
-      ASSIGN_OR_RETURN(watch_, o_.store->WatchPrefix("/lambda/", 0, [this](const auto&) {
-        std::lock_guard lock(cache_mu_);
-        cache_.clear();
-        cache_gen_++;
+      ASSIGN_OR_RETURN(watch_, o_.store->WatchPrefix("/lambda/", 0, [this](const auto& events) {
+        {
+          std::lock_guard lock(cache_mu_);
+          cache_.clear();
+          cache_gen_++;
+        }
+        // A written $LATEST may be Pending or InProgress: the preparer makes it ready.
+        static const std::string kFns = "/lambda/functions/", kLatestSuffix = "/latest";
+        std::lock_guard lock(prep_mu_);
+        for (const auto& ev : events) {
+          const std::string& k = ev.kv.key;
+          if (ev.type != store::Event::Type::kPut || k.rfind(kFns, 0) != 0 ||
+              k.size() <= kFns.size() + kLatestSuffix.size() ||
+              k.compare(k.size() - kLatestSuffix.size(), kLatestSuffix.size(), kLatestSuffix))
+            continue;
+          prep_queue_.insert(k.substr(kFns.size(), k.size() - kFns.size() - kLatestSuffix.size()));
+        }
+        prep_cv_.notify_one();
       }));
+      // Functions left Pending by a previous run (the server died while preparing).
+      std::string marker;
+      for (int page = 0; page < 10000; ++page) {
+        auto list = o_.lambda->ListFunctions(marker, 50);
+        if (!list.ok()) break;
+        std::lock_guard lock(prep_mu_);
+        for (const auto& c : list->items)
+          if (c.state == "Pending" || c.last_update_status == "InProgress")
+            prep_queue_.insert(c.name);
+        if (list->next_marker.empty()) break;
+        marker = list->next_marker;
+      }
+      preparer_ = std::thread([this] { PrepareLoop(); });
     }
     timer_ = std::thread([this] { TimerLoop(); });
     return Status::Ok();
@@ -272,6 +299,20 @@ class InvokerImpl : public Invoker {
     }
     auto details = Lookup(req.function_name, req.qualifier);
     if (!details.ok()) return done(details.status());
+    if (!(*details)->alias_weights.empty() && req.type != InvocationType::kDryRun) {
+      // Weighted alias (RoutingConfig): this invocation goes to the additional version with
+      // its weight's probability.
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      double draw = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+      for (const auto& [version, weight] : (*details)->alias_weights) {
+        if (draw < weight) {
+          details = Lookup(req.function_name, version);
+          if (!details.ok()) return done(details.status());
+          break;
+        }
+        draw -= weight;
+      }
+    }
     if (req.type == InvocationType::kDryRun) {
       InvokeResult r;
       r.status = 204;
@@ -354,9 +395,42 @@ class InvokerImpl : public Invoker {
     cv_.notify_all();
     timer_cv_.notify_all();
     if (timer_.joinable()) timer_.join();
+    {
+      std::lock_guard lock(prep_mu_);
+      prep_stop_ = true;
+    }
+    prep_cv_.notify_all();
+    if (preparer_.joinable()) preparer_.join();
   }
 
  private:
+  // ---- Preparing new code (Pending -> Active) ------------------------------------------
+
+  // Makes each Pending or InProgress $LATEST ready: its code unpacked into the code cache
+  // (what a cold start would do), then Active / Successful in the store.
+  void PrepareLoop() {
+    std::unique_lock lock(prep_mu_);
+    while (true) {
+      prep_cv_.wait(lock, [this] { return prep_stop_ || !prep_queue_.empty(); });
+      if (prep_stop_) return;
+      std::string name = *prep_queue_.begin();
+      prep_queue_.erase(prep_queue_.begin());
+      lock.unlock();
+      auto d = o_.lambda->GetFunction(name, "");
+      if (d.ok() &&
+          (d->config.state == "Pending" || d->config.last_update_status == "InProgress")) {
+        Status outcome = CodeDir(d->config).status();
+        if (!outcome.ok())
+          outcome = base::InvalidArgument("The function's code could not be unpacked: " +
+                                          outcome.message());
+        Status st = o_.lambda->FinishUpdate(name, d->config.revision_id, outcome);
+        if (!st.ok()) spdlog::warn("lambda: finishing the update of {}: {}", name, st.ToString());
+        if (outcome.ok()) RetireOlder(name, d->config.revision_id);
+      }
+      lock.lock();
+    }
+  }
+
   // ---- Routing ------------------------------------------------------------------------
 
   void Route(std::shared_ptr<Invocation> inv, const FunctionDetails& details) {
@@ -431,6 +505,9 @@ class InvokerImpl : public Invoker {
   // The pool key of a function's configuration; "" when its runtime has no prestart mode.
   std::string PoolKey(const FunctionConfig& c) const {
     if (o_.prestart_pool_size <= 0) return "";
+    // Layers are merged at /opt when the sandbox is built; a prestarted sandbox has no
+    // /opt to merge into, so functions with layers start fresh.
+    if (!c.layers.empty()) return "";
     std::vector<std::string> argv = RuntimeArgv(c.runtime);
     if (argv.empty()) return "";
     return argv[0] + " " + argv[1] + "|" + std::to_string(c.memory_size) + "|" +
@@ -545,6 +622,19 @@ class InvokerImpl : public Invoker {
     for (auto& [key, fs] : functions_)
       if (!fs->reserved) n += fs->active();
     return n;
+  }
+
+  // Retires the idle environments of $LATEST configurations older than `revision` now, so
+  // that tearing them down does not coincide with the next invocation's cold start.
+  void RetireOlder(const std::string& name, const std::string& revision) {
+    std::lock_guard lock(mu_);
+    for (auto& [k, fs] : functions_) {
+      if (fs->name == name && fs->version == kLatest && fs->revision != revision && !fs->retired) {
+        fs->retired = true;
+        for (Env* e : fs->idle) KillLocked(*e);
+        fs->idle.clear();
+      }
+    }
   }
 
   FunctionState* StateFor(const std::string& key, const FunctionDetails& d) {
@@ -890,7 +980,13 @@ class InvokerImpl : public Invoker {
   }
 
   Result<std::string> CodeDir(const FunctionConfig& c) {
-    std::string hex = c.code_digest.substr(c.code_digest.find(':') + 1);
+    for (const auto& l : c.layers) RETURN_IF_ERROR(DigestDir(l.digest).status());
+    return DigestDir(c.code_digest);
+  }
+
+  // A zip (function code or layer) from the BlobStore, unpacked once per digest.
+  Result<std::string> DigestDir(const std::string& digest) {
+    std::string hex = digest.substr(digest.find(':') + 1);
     std::string dir = code_dir_ + "/" + hex;
     std::shared_ptr<std::mutex> m;
     {
@@ -902,7 +998,7 @@ class InvokerImpl : public Invoker {
     std::lock_guard lock(*m);
     struct stat sb;
     if (stat(dir.c_str(), &sb) == 0) return dir;
-    ASSIGN_OR_RETURN(std::string zip, o_.blobs->Get(c.code_digest));
+    ASSIGN_OR_RETURN(std::string zip, o_.blobs->Get(digest));
     std::string tmp = dir + ".tmp-" + HexId(8);
     RETURN_IF_ERROR(base::MakeDirs(tmp, 0755));
     chmod(tmp.c_str(), 0755);
@@ -1005,15 +1101,23 @@ class InvokerImpl : public Invoker {
               std::optional<sandbox::Process>* proc_out) {
     std::string code;
     std::vector<std::string> argv;
+    std::vector<std::string> opt_layers;
     if (env->prestart) {
       code = empty_dir_;
       argv = env->argv;
     } else {
       const FunctionConfig& c = *env->config;
       ASSIGN_OR_RETURN(code, CodeDir(c));
+      for (const auto& l : c.layers) {
+        ASSIGN_OR_RETURN(std::string dir, DigestDir(l.digest));
+        opt_layers.push_back(dir);
+      }
       argv = RuntimeArgv(c.runtime);
       if (argv.empty()) {
         if (access((code + "/bootstrap").c_str(), X_OK) == 0) argv = {"/var/task/bootstrap"};
+        // /opt/bootstrap: from the topmost layer that has one.
+        for (auto it = opt_layers.rbegin(); argv.empty() && it != opt_layers.rend(); ++it)
+          if (access((*it + "/bootstrap").c_str(), X_OK) == 0) argv = {"/opt/bootstrap"};
         if (argv.empty()) {
           env->boot_error = ErrorPayload(
               "Runtime.InvalidEntrypoint",
@@ -1035,6 +1139,7 @@ class InvokerImpl : public Invoker {
     spec.root = sandbox::RootKind::kLean;
     spec.lean.host_dirs = o_.host_dirs;
     spec.lean.code_dir = code;
+    spec.lean.opt_layers = opt_layers;
     spec.binds.push_back({runtime_dir_, "/var/runtime", true});
     spec.read_only_root = true;
     spec.tmp_bytes = static_cast<uint64_t>(env->ephemeral_mb) << 20;
@@ -1491,6 +1596,11 @@ class InvokerImpl : public Invoker {
   std::multimap<Clock::time_point, Deadline> deadlines_;
   std::map<std::string, FunctionStats> stats_;
   std::thread timer_;
+  std::mutex prep_mu_;
+  std::condition_variable prep_cv_;
+  std::set<std::string> prep_queue_;
+  bool prep_stop_ = false;
+  std::thread preparer_;
 
   std::mutex limit_mu_;
   Clock::time_point limit_read_{};

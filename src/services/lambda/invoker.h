@@ -127,6 +127,7 @@ class Invoker {
   // Runs one invocation and calls `done` once with the result. Errors: NotFound (function,
   // version or alias), InvalidArgument (payload too large: message says which limit),
   // ResourceExhausted with message = AWS's throttle Reason, Unavailable (shutting down).
+  // A DryRun, and any request refused before it runs, completes before Invoke returns.
   virtual void Invoke(InvokeRequest request,
                       std::function<void(base::Result<InvokeResult>)> done) = 0;
   virtual std::map<std::string, FunctionStats> Stats() const = 0;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/crypto.h"
 #include "base/ids.h"
@@ -35,9 +36,24 @@ std::string AliasKey(const std::string& name, const std::string& a) {
   return AliasesPrefix(name) + a;
 }
 std::string TagsKey(const std::string& name) { return FnPrefix(name) + "tags"; }
+std::string EventInvokePrefix(const std::string& name) { return FnPrefix(name) + "eventinvoke/"; }
+std::string EventInvokeKey(const std::string& name, const std::string& qualifier) {
+  return EventInvokePrefix(name) + qualifier;
+}
 std::string RefOwner(const std::string& name, const std::string& version) {
   return "lambda/" + name + "/" + version;
 }
+std::string LayerRefOwner(const std::string& name, const std::string& version) {
+  return RefOwner(name, version) + "#layer";
+}
+const std::string kLayersPrefix = "/lambda/layers/";
+std::string LayerPrefix(const std::string& name) { return kLayersPrefix + name + "/"; }
+std::string LayerKey(const std::string& name, int64_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%010lld", static_cast<long long>(v));
+  return LayerPrefix(name) + buf;
+}
+std::string LayerNextKey(const std::string& name) { return "/lambda/layer-next/" + name; }
 
 // A version number ("1".."9999999999"), or nullopt.
 std::optional<int64_t> ParseVersion(const std::string& s) {
@@ -58,6 +74,13 @@ struct LatestRecord {
   bool changed_since_publish = true;
 };
 
+json LayersToJson(const std::vector<LayerRef>& layers) {
+  json a = json::array();
+  for (const auto& l : layers)
+    a.push_back({{"arn", l.arn}, {"digest", l.digest}, {"size", l.size}});
+  return a;
+}
+
 json ConfigToJson(const FunctionConfig& c) {
   return json{{"name", c.name},
               {"version", c.version},
@@ -72,8 +95,15 @@ json ConfigToJson(const FunctionConfig& c) {
               {"code_digest", c.code_digest},
               {"code_size", c.code_size},
               {"code_sha256", c.code_sha256},
+              {"layers", LayersToJson(c.layers)},
               {"last_modified", c.last_modified},
-              {"revision_id", c.revision_id}};
+              {"revision_id", c.revision_id},
+              {"state", c.state},
+              {"state_reason", c.state_reason},
+              {"state_reason_code", c.state_reason_code},
+              {"last_update_status", c.last_update_status},
+              {"last_update_status_reason", c.last_update_status_reason},
+              {"last_update_status_reason_code", c.last_update_status_reason_code}};
 }
 
 base::Result<FunctionConfig> ConfigFromJson(const json& j) {
@@ -95,6 +125,18 @@ base::Result<FunctionConfig> ConfigFromJson(const json& j) {
     c.code_sha256 = j.at("code_sha256").get<std::string>();
     c.last_modified = j.at("last_modified").get<std::string>();
     c.revision_id = j.at("revision_id").get<std::string>();
+    if (j.contains("layers"))
+      for (const auto& l : j["layers"])
+        c.layers.push_back(LayerRef{l.at("arn").get<std::string>(),
+                                    l.at("digest").get<std::string>(),
+                                    l.at("size").get<uint64_t>()});
+    // Records written before states existed are Active.
+    c.state = j.value("state", std::string("Active"));
+    c.state_reason = j.value("state_reason", std::string());
+    c.state_reason_code = j.value("state_reason_code", std::string());
+    c.last_update_status = j.value("last_update_status", std::string("Successful"));
+    c.last_update_status_reason = j.value("last_update_status_reason", std::string());
+    c.last_update_status_reason_code = j.value("last_update_status_reason_code", std::string());
   } catch (const json::exception& e) {
     return base::Corruption(std::string("lambda: bad function record: ") + e.what());
   }
@@ -147,6 +189,68 @@ base::Result<Alias> DecodeAlias(const std::string& s) {
     return base::Corruption(std::string("lambda: bad alias record: ") + e.what());
   }
   return a;
+}
+
+std::string EncodeLayer(const LayerVersion& l) {
+  return json{{"name", l.name},
+              {"version", l.version},
+              {"description", l.description},
+              {"license_info", l.license_info},
+              {"runtimes", l.compatible_runtimes},
+              {"architectures", l.compatible_architectures},
+              {"digest", l.digest},
+              {"size", l.code_size},
+              {"sha256", l.code_sha256},
+              {"created", l.created_date}}
+      .dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+base::Result<LayerVersion> DecodeLayer(const std::string& s) {
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_object()) return base::Corruption("lambda: layer record is not JSON");
+  LayerVersion l;
+  try {
+    l.name = j.at("name").get<std::string>();
+    l.version = j.at("version").get<int64_t>();
+    l.description = j.at("description").get<std::string>();
+    l.license_info = j.at("license_info").get<std::string>();
+    l.compatible_runtimes = j.at("runtimes").get<std::vector<std::string>>();
+    l.compatible_architectures = j.at("architectures").get<std::vector<std::string>>();
+    l.digest = j.at("digest").get<std::string>();
+    l.code_size = j.at("size").get<uint64_t>();
+    l.code_sha256 = j.at("sha256").get<std::string>();
+    l.created_date = j.at("created").get<std::string>();
+  } catch (const json::exception& e) {
+    return base::Corruption(std::string("lambda: bad layer record: ") + e.what());
+  }
+  return l;
+}
+
+std::string EncodeEventInvoke(const EventInvokeConfig& c) {
+  json j{{"qualifier", c.qualifier},
+         {"on_success", c.on_success},
+         {"on_failure", c.on_failure},
+         {"last_modified", c.last_modified}};
+  if (c.maximum_retry_attempts) j["max_retries"] = *c.maximum_retry_attempts;
+  if (c.maximum_event_age_seconds) j["max_age"] = *c.maximum_event_age_seconds;
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+base::Result<EventInvokeConfig> DecodeEventInvoke(const std::string& s) {
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_object()) return base::Corruption("lambda: event invoke record is not JSON");
+  EventInvokeConfig c;
+  try {
+    c.qualifier = j.at("qualifier").get<std::string>();
+    c.on_success = j.at("on_success").get<std::string>();
+    c.on_failure = j.at("on_failure").get<std::string>();
+    c.last_modified = j.at("last_modified").get<double>();
+    if (j.contains("max_retries")) c.maximum_retry_attempts = j["max_retries"].get<int>();
+    if (j.contains("max_age")) c.maximum_event_age_seconds = j["max_age"].get<int>();
+  } catch (const json::exception& e) {
+    return base::Corruption(std::string("lambda: bad event invoke record: ") + e.what());
+  }
+  return c;
 }
 
 using StringMap = std::map<std::string, std::string>;
@@ -221,10 +325,17 @@ class LambdaImpl : public Lambda {
     c.name = req.name;
     ApplySettings(req.settings, &c);
     RETURN_IF_ERROR(CheckEnvironment(c.environment));
+    if (req.settings.layers) {
+      ASSIGN_OR_RETURN(c.layers, ResolveLayers(*req.settings.layers));
+    }
     c.code_digest = code.digest;
     c.code_size = code.size;
     c.code_sha256 = code.sha256;
     Touch(&c);
+    c.state = "Pending";
+    c.state_reason = "The function is being created.";
+    c.state_reason_code = "Creating";
+    c.last_update_status.clear();
 
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       store::Txn txn;
@@ -236,13 +347,19 @@ class LambdaImpl : public Lambda {
         published = rec.config;
         published.version = "1";
         published.revision_id = base::NewUuid();
+        published.state = "Active";
+        published.state_reason.clear();
+        published.state_reason_code.clear();
+        published.last_update_status = "Successful";
         to_write.last_version = 1;
         to_write.changed_since_publish = false;
         txn.success.push_back(store::Op::Put(
             VersionKey(req.name, 1),
             ConfigToJson(published).dump(-1, ' ', false, json::error_handler_t::replace)));
         AppendOps(&txn.success, blobs_->AddRefOps(code.digest, RefOwner(req.name, "1")));
+        AddLayerRefs(c.layers, req.name, "1", &txn);
       }
+      AddLayerRefs(c.layers, req.name, kLatest, &txn);
       txn.success.push_back(store::Op::Put(LatestKey(req.name), EncodeLatest(to_write)));
       txn.success.push_back(store::Op::Put(kNamesPrefix + req.name, ""));
       if (!req.tags.empty())
@@ -267,6 +384,13 @@ class LambdaImpl : public Lambda {
                                             const std::string& qualifier) override {
     FunctionDetails d;
     ASSIGN_OR_RETURN(d.config, Resolve(name, qualifier));
+    if (!qualifier.empty() && qualifier != kLatest && !ParseVersion(qualifier)) {
+      ASSIGN_OR_RETURN(auto kv, store_->Get(AliasKey(name, qualifier)));
+      if (kv) {
+        ASSIGN_OR_RETURN(Alias a, DecodeAlias(kv->value));
+        d.alias_weights = a.additional_weights;
+      }
+    }
     ASSIGN_OR_RETURN(d.tags, ListTags(name));
     ASSIGN_OR_RETURN(d.reserved_concurrency, GetFunctionConcurrency(name));
     return d;
@@ -309,6 +433,7 @@ class LambdaImpl : public Lambda {
       rec.config.code_size = code.size;
       rec.config.code_sha256 = code.sha256;
       Touch(&rec.config);
+      MarkInProgress(&rec.config);
       rec.changed_since_publish = true;
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
@@ -333,16 +458,27 @@ class LambdaImpl : public Lambda {
       const std::string& name, const FunctionSettings& settings,
       const std::string& revision_id) override {
     if (settings.environment) RETURN_IF_ERROR(CheckEnvironment(*settings.environment));
+    std::optional<std::vector<LayerRef>> layers;
+    if (settings.layers) {
+      ASSIGN_OR_RETURN(layers, ResolveLayers(*settings.layers));
+    }
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
       auto& [rec, rev] = latest;
       if (!revision_id.empty() && revision_id != rec.config.revision_id)
         return base::FailedPrecondition(kRevisionMismatch);
+      std::vector<LayerRef> old_layers = rec.config.layers;
       ApplySettings(settings, &rec.config);
+      if (layers) rec.config.layers = *layers;
       Touch(&rec.config);
+      MarkInProgress(&rec.config);
       rec.changed_since_publish = true;
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
+      if (layers && *layers != old_layers) {
+        DropLayerRefs(old_layers, name, kLatest, &txn);
+        AddLayerRefs(*layers, name, kLatest, &txn);
+      }
       txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
       ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
       if (r.succeeded) return rec.config;
@@ -364,9 +500,11 @@ class LambdaImpl : public Lambda {
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
       AppendOps(&txn.success, blobs_->DropRefOps(rec.config.code_digest, RefOwner(name, kLatest)));
+      DropLayerRefs(rec.config.layers, name, kLatest, &txn);
       for (const auto& kv : versions.kvs) {
         ASSIGN_OR_RETURN(FunctionConfig v, DecodeConfig(kv.value));
         AppendOps(&txn.success, blobs_->DropRefOps(v.code_digest, RefOwner(name, v.version)));
+        DropLayerRefs(v.layers, name, v.version, &txn);
       }
       if (conc) {
         ASSIGN_OR_RETURN(CountMap m, DecodeCountMap(conc->value));
@@ -408,6 +546,12 @@ class LambdaImpl : public Lambda {
       v.description = description.empty() ? rec.config.description : description;
       v.revision_id = base::NewUuid();
       v.last_modified = FormatLastModified(options_.clock->Now());
+      v.state = "Active";
+      v.state_reason.clear();
+      v.state_reason_code.clear();
+      v.last_update_status = "Successful";
+      v.last_update_status_reason.clear();
+      v.last_update_status_reason_code.clear();
       rec.last_version = number;
       rec.changed_since_publish = false;
       rec.config.revision_id = base::NewUuid();
@@ -416,6 +560,7 @@ class LambdaImpl : public Lambda {
       txn.compares.push_back(store::Compare::KeyMissing(VersionKey(name, number)));
       txn.compares.push_back(blobs_->AddRefGuard(v.code_digest));
       AppendOps(&txn.success, blobs_->AddRefOps(v.code_digest, RefOwner(name, v.version)));
+      AddLayerRefs(v.layers, name, v.version, &txn);
       txn.success.push_back(
           store::Op::Put(VersionKey(name, number),
                          ConfigToJson(v).dump(-1, ' ', false, json::error_handler_t::replace)));
@@ -527,8 +672,90 @@ class LambdaImpl : public Lambda {
   }
 
   base::Status DeleteAlias(const std::string& name, const std::string& alias) override {
-    // As AWS: deleting an alias that does not exist succeeds.
-    return store_->Delete(store::KeyRange::Exact(AliasKey(name, alias))).status();
+    // As AWS: deleting an alias that does not exist succeeds. Its event invoke config goes
+    // with it.
+    store::Txn txn;
+    txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(AliasKey(name, alias))));
+    txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(EventInvokeKey(name, alias))));
+    return CommitTxn(txn).status();
+  }
+
+  base::Result<EventInvokeConfig> PutEventInvokeConfig(const std::string& name,
+                                                       const EventInvokeConfig& in,
+                                                       bool merge) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, store_->Get(LatestKey(name)));
+      if (!latest) return base::NotFound("function");
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(latest->key, latest->mod_revision));
+      std::string qualifier = in.qualifier.empty() ? kLatest : in.qualifier;
+      if (qualifier != kLatest) {
+        auto number = ParseVersion(qualifier);
+        std::string key = number ? VersionKey(name, *number) : AliasKey(name, qualifier);
+        ASSIGN_OR_RETURN(auto target, store_->Get(key));
+        if (!target) return base::NotFound("function");
+        txn.compares.push_back(store::Compare::ModRevisionIs(key, target->mod_revision));
+      }
+      std::string key = EventInvokeKey(name, qualifier);
+      ASSIGN_OR_RETURN(auto existing, store_->Get(key));
+      EventInvokeConfig out = in;
+      out.qualifier = qualifier;
+      if (merge) {
+        if (!existing) return base::NotFound("config");
+        ASSIGN_OR_RETURN(EventInvokeConfig old, DecodeEventInvoke(existing->value));
+        if (!in.maximum_retry_attempts) out.maximum_retry_attempts = old.maximum_retry_attempts;
+        if (!in.maximum_event_age_seconds)
+          out.maximum_event_age_seconds = old.maximum_event_age_seconds;
+        if (in.on_success.empty()) out.on_success = old.on_success;
+        if (in.on_failure.empty()) out.on_failure = old.on_failure;
+      }
+      out.last_modified =
+          std::chrono::duration<double>(options_.clock->Now().time_since_epoch()).count();
+      txn.compares.push_back(
+          store::Compare::ModRevisionIs(key, existing ? existing->mod_revision : 0));
+      txn.success.push_back(store::Op::Put(key, EncodeEventInvoke(out)));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return out;
+    }
+    return base::Aborted("PutFunctionEventInvokeConfig " + name + ": too many concurrent changes");
+  }
+
+  base::Result<std::optional<EventInvokeConfig>> GetEventInvokeConfig(
+      const std::string& name, const std::string& qualifier) override {
+    ASSIGN_OR_RETURN(auto kv,
+                     store_->Get(EventInvokeKey(name, qualifier.empty() ? kLatest : qualifier)));
+    if (!kv) return std::optional<EventInvokeConfig>();
+    ASSIGN_OR_RETURN(EventInvokeConfig c, DecodeEventInvoke(kv->value));
+    return std::optional<EventInvokeConfig>(std::move(c));
+  }
+
+  base::Status DeleteEventInvokeConfig(const std::string& name,
+                                       const std::string& qualifier) override {
+    std::string key = EventInvokeKey(name, qualifier.empty() ? kLatest : qualifier);
+    ASSIGN_OR_RETURN(int64_t n, store_->Delete(store::KeyRange::Exact(key)));
+    if (n == 0) return base::NotFound("config");
+    return base::Status::Ok();
+  }
+
+  base::Result<Page<EventInvokeConfig>> ListEventInvokeConfigs(const std::string& name,
+                                                               const std::string& marker,
+                                                               int max_items) override {
+    ASSIGN_OR_RETURN(auto latest, store_->Get(LatestKey(name)));
+    if (!latest) return base::NotFound("function");
+    store::RangeOptions ro;
+    if (!marker.empty()) ro.start_after = EventInvokeKey(name, marker);
+    ASSIGN_OR_RETURN(store::RangeResult rr,
+                     store_->Range(store::KeyRange::Prefix(EventInvokePrefix(name)), ro));
+    Page<EventInvokeConfig> page;
+    for (const auto& kv : rr.kvs) {
+      if (static_cast<int>(page.items.size()) >= max_items) {
+        page.next_marker = page.items.back().qualifier;
+        break;
+      }
+      ASSIGN_OR_RETURN(EventInvokeConfig c, DecodeEventInvoke(kv.value));
+      page.items.push_back(std::move(c));
+    }
+    return page;
   }
 
   base::Status PutFunctionConcurrency(const std::string& name, int64_t reserved) override {
@@ -652,6 +879,192 @@ class LambdaImpl : public Lambda {
     c->revision_id = base::NewUuid();
   }
 
+  // An update of a function that exists: it stays invocable (Active, or still Pending if
+  // its creation has not finished) while the update is prepared.
+  static void MarkInProgress(FunctionConfig* c) {
+    if (c->state == "Failed") {
+      c->state = "Pending";
+      c->state_reason = "The function is being created.";
+      c->state_reason_code = "Creating";
+    }
+    c->last_update_status = "InProgress";
+    c->last_update_status_reason = "The function is being created.";
+    c->last_update_status_reason_code = "Creating";
+  }
+
+  // --- Layers ---
+
+  // The layer versions named by `arns`, in order; InvalidArgument as AWS words it.
+  base::Result<std::vector<LayerRef>> ResolveLayers(const std::vector<std::string>& arns) {
+    if (arns.size() > 5) return base::InvalidArgument("Cannot reference more than 5 layers.");
+    std::vector<LayerRef> out;
+    std::set<std::string> seen_names;
+    for (const std::string& arn : arns) {
+      std::vector<std::string_view> p = base::Split(arn, ':');
+      std::optional<int64_t> v;
+      if (p.size() == 8 && p[0] == "arn" && p[2] == "lambda" && p[5] == "layer")
+        v = ParseVersion(std::string(p[7]));
+      if (!v || p[3] != options_.region || p[4] != options_.account_id)
+        return base::InvalidArgument("Layer version " + arn + " does not exist.");
+      std::string lname(p[6]);
+      if (!seen_names.insert(lname).second)
+        return base::InvalidArgument(
+            "Two different versions of the same layer are not allowed to be referenced in the "
+            "same function. " +
+            LayerArn(lname, 0) + " is referenced more than once.");
+      ASSIGN_OR_RETURN(auto kv, store_->Get(LayerKey(lname, *v)));
+      if (!kv) return base::InvalidArgument("Layer version " + arn + " does not exist.");
+      ASSIGN_OR_RETURN(LayerVersion l, DecodeLayer(kv->value));
+      out.push_back(LayerRef{arn, l.digest, l.code_size});
+    }
+    return out;
+  }
+
+  void AddLayerRefs(const std::vector<LayerRef>& layers, const std::string& name,
+                    const std::string& version, store::Txn* txn) {
+    for (const auto& l : layers) {
+      txn->compares.push_back(blobs_->AddRefGuard(l.digest));
+      AppendOps(&txn->success, blobs_->AddRefOps(l.digest, LayerRefOwner(name, version)));
+    }
+  }
+  void DropLayerRefs(const std::vector<LayerRef>& layers, const std::string& name,
+                     const std::string& version, store::Txn* txn) {
+    for (const auto& l : layers)
+      AppendOps(&txn->success, blobs_->DropRefOps(l.digest, LayerRefOwner(name, version)));
+  }
+
+ public:
+  std::string LayerArn(const std::string& name, int64_t version) const override {
+    std::string arn =
+        "arn:aws:lambda:" + options_.region + ":" + options_.account_id + ":layer:" + name;
+    if (version > 0) arn += ":" + std::to_string(version);
+    return arn;
+  }
+
+  base::Result<LayerVersion> PublishLayerVersion(const LayerVersion& in,
+                                                 const std::string& zip) override {
+    ASSIGN_OR_RETURN(Code code, StoreCode(zip));
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto next, store_->Get(LayerNextKey(in.name)));
+      int64_t number = 1;
+      if (next) number = std::max<int64_t>(1, std::atoll(next->value.c_str()));
+      LayerVersion l = in;
+      l.version = number;
+      l.digest = code.digest;
+      l.code_size = code.size;
+      l.code_sha256 = code.sha256;
+      l.created_date = FormatLastModified(options_.clock->Now());
+      store::Txn txn;
+      txn.compares.push_back(
+          store::Compare::ModRevisionIs(LayerNextKey(in.name), next ? next->mod_revision : 0));
+      txn.compares.push_back(blobs_->AddRefGuard(code.digest));
+      txn.success.push_back(store::Op::Put(LayerNextKey(in.name), std::to_string(number + 1)));
+      txn.success.push_back(store::Op::Put(LayerKey(in.name, number), EncodeLayer(l)));
+      AppendOps(&txn.success, blobs_->AddRefOps(code.digest, "lambda-layer/" + in.name + "/" +
+                                                                 std::to_string(number)));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return l;
+      ASSIGN_OR_RETURN(Code again, StoreCode(zip));  // in case the guard failed
+      (void)again;
+    }
+    return base::Aborted("PublishLayerVersion " + in.name + ": too many concurrent changes");
+  }
+
+  base::Result<LayerVersion> GetLayerVersion(const std::string& name, int64_t version) override {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(LayerKey(name, version)));
+    if (!kv) return base::NotFound("The resource you requested does not exist.");
+    return DecodeLayer(kv->value);
+  }
+
+  base::Result<Page<LayerVersion>> ListLayerVersions(const std::string& name,
+                                                     const std::string& marker,
+                                                     int max_items) override {
+    ASSIGN_OR_RETURN(store::RangeResult rr,
+                     store_->Range(store::KeyRange::Prefix(LayerPrefix(name))));
+    Page<LayerVersion> page;
+    std::optional<int64_t> after;
+    if (!marker.empty()) after = ParseVersion(marker);
+    for (auto it = rr.kvs.rbegin(); it != rr.kvs.rend(); ++it) {
+      ASSIGN_OR_RETURN(LayerVersion l, DecodeLayer(it->value));
+      if (after && l.version >= *after) continue;
+      if (static_cast<int>(page.items.size()) >= max_items) {
+        page.next_marker = std::to_string(page.items.back().version);
+        break;
+      }
+      page.items.push_back(std::move(l));
+    }
+    return page;
+  }
+
+  base::Result<Page<LayerVersion>> ListLayers(const std::string& marker, int max_items) override {
+    ASSIGN_OR_RETURN(store::RangeResult rr, store_->Range(store::KeyRange::Prefix(kLayersPrefix)));
+    std::map<std::string, LayerVersion> newest;
+    for (const auto& kv : rr.kvs) {
+      ASSIGN_OR_RETURN(LayerVersion l, DecodeLayer(kv.value));
+      if (!marker.empty() && l.name <= marker) continue;
+      newest[l.name] = std::move(l);  // keys ascend: the last one is the newest
+    }
+    Page<LayerVersion> page;
+    for (auto& [n, l] : newest) {
+      if (static_cast<int>(page.items.size()) >= max_items) {
+        page.next_marker = page.items.back().name;
+        break;
+      }
+      page.items.push_back(std::move(l));
+    }
+    return page;
+  }
+
+  base::Status DeleteLayerVersion(const std::string& name, int64_t version) override {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(LayerKey(name, version)));
+    if (!kv) return base::Status::Ok();  // as AWS: deleting a missing version succeeds
+    ASSIGN_OR_RETURN(LayerVersion l, DecodeLayer(kv->value));
+    store::Txn txn;
+    txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
+    AppendOps(&txn.success,
+              blobs_->DropRefOps(l.digest, "lambda-layer/" + name + "/" + std::to_string(version)));
+    txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
+    return CommitTxn(txn).status();
+  }
+
+ private:
+ public:
+  base::Status FinishUpdate(const std::string& name, const std::string& revision_id,
+                            const base::Status& outcome) override {
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      ASSIGN_OR_RETURN(auto latest, ReadLatest(name));
+      auto& [rec, rev] = latest;
+      FunctionConfig& c = rec.config;
+      if (c.revision_id != revision_id) return base::Status::Ok();  // superseded
+      if (c.state != "Pending" && c.last_update_status != "InProgress") return base::Status::Ok();
+      if (outcome.ok()) {
+        c.state = "Active";
+        c.state_reason.clear();
+        c.state_reason_code.clear();
+        c.last_update_status = "Successful";
+        c.last_update_status_reason.clear();
+        c.last_update_status_reason_code.clear();
+      } else {
+        bool creating = c.state == "Pending";
+        if (creating) {
+          c.state = "Failed";
+          c.state_reason = outcome.message();
+          c.state_reason_code = "InvalidConfiguration";
+        }
+        c.last_update_status = "Failed";
+        c.last_update_status_reason = outcome.message();
+        c.last_update_status_reason_code = "InvalidConfiguration";
+      }
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(LatestKey(name), rev));
+      txn.success.push_back(store::Op::Put(LatestKey(name), EncodeLatest(rec)));
+      ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
+      if (r.succeeded) return base::Status::Ok();
+    }
+    return base::Aborted("FinishUpdate " + name + ": too many concurrent changes");
+  }
+
+ private:
   static void ApplySettings(const FunctionSettings& s, FunctionConfig* c) {
     if (s.runtime) c->runtime = *s.runtime;
     if (s.role) c->role = *s.role;
@@ -787,7 +1200,10 @@ class LambdaImpl : public Lambda {
     store::Txn txn;
     txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
     AppendOps(&txn.success, blobs_->DropRefOps(v.code_digest, RefOwner(name, v.version)));
+    DropLayerRefs(v.layers, name, v.version, &txn);
     txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
+    txn.success.push_back(
+        store::Op::Delete(store::KeyRange::Exact(EventInvokeKey(name, v.version))));
     ASSIGN_OR_RETURN(store::TxnResult r, CommitTxn(txn));
     (void)r;  // lost to a concurrent delete of the same version: it is gone either way
     return base::Status::Ok();

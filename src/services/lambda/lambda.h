@@ -13,7 +13,12 @@
 //   /lambda/functions/<name>/versions/<%010d>     published versions (immutable)
 //   /lambda/functions/<name>/aliases/<alias>      aliases
 //   /lambda/functions/<name>/tags                 tags
+//   /lambda/functions/<name>/eventinvoke/<qual>   event invoke config per qualifier
 //   /lambda/account/concurrency                   reserved concurrency per function
+//   /lambda/layers/<name>/<%010d>                 layer versions (immutable)
+//   /lambda/layer-next/<name>                     the next layer version number
+// Layer blob references: owner "lambda-layer/<name>/<version>", and for each function
+// version using it "lambda/<name>/<version>#layer".
 // Blob references: owner "lambda/<name>/$LATEST" and "lambda/<name>/<version>".
 //
 // Errors (mapped to AWS codes in api.cpp): InvalidArgument = InvalidParameterValue,
@@ -50,6 +55,14 @@ struct Options {
 
 inline constexpr char kLatest[] = "$LATEST";
 
+// A layer version a function uses (resolved from its ARN when the function was written).
+struct LayerRef {
+  std::string arn;     // arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION
+  std::string digest;  // the layer zip in the BlobStore
+  uint64_t size = 0;
+  bool operator==(const LayerRef&) const = default;
+};
+
 // Configuration of one function version ($LATEST or a published number).
 struct FunctionConfig {
   std::string name;
@@ -61,9 +74,17 @@ struct FunctionConfig {
   std::map<std::string, std::string> environment;
   std::string code_digest;  // "sha256:<hex>" in the BlobStore
   uint64_t code_size = 0;
-  std::string code_sha256;    // base64 of the raw SHA-256, as AWS reports it
-  std::string last_modified;  // "2026-11-23T20:00:00.000+0000"
+  std::string code_sha256;       // base64 of the raw SHA-256, as AWS reports it
+  std::vector<LayerRef> layers;  // merged at /opt in this order (later ones on top)
+  std::string last_modified;     // "2026-11-23T20:00:00.000+0000"
   std::string revision_id;
+  // Lifecycle, as AWS's: a new function is Pending until its code is unpacked and ready
+  // (then Active); an update sets LastUpdateStatus InProgress until then (Successful).
+  // Failed (with a reason) when the code cannot be made ready. "" = omitted.
+  std::string state = "Active";
+  std::string state_reason, state_reason_code;
+  std::string last_update_status = "Successful";
+  std::string last_update_status_reason, last_update_status_reason_code;
 };
 
 // What UpdateFunctionConfiguration (and CreateFunction) may set; unset fields keep their
@@ -72,6 +93,21 @@ struct FunctionSettings {
   std::optional<std::string> runtime, role, handler, description;
   std::optional<int> timeout, memory_size, ephemeral_storage;
   std::optional<std::map<std::string, std::string>> environment;
+  std::optional<std::vector<std::string>> layers;  // layer version ARNs
+};
+
+// PublishLayerVersion's record.
+struct LayerVersion {
+  std::string name;
+  int64_t version = 0;
+  std::string description, license_info;
+  std::vector<std::string> compatible_runtimes, compatible_architectures;
+  std::string digest;  // the zip in the BlobStore
+  uint64_t code_size = 0;
+  std::string code_sha256;  // base64 of the raw SHA-256
+  std::string created_date;
+
+  bool operator==(const LayerVersion&) const = default;
 };
 
 struct CreateFunctionRequest {
@@ -84,6 +120,9 @@ struct CreateFunctionRequest {
 
 struct FunctionDetails {
   FunctionConfig config;
+  // When the qualifier was an alias with a RoutingConfig: the additional version and the
+  // share of invocations it takes (the invoker draws per invocation).
+  std::map<std::string, double> alias_weights;
   std::map<std::string, std::string> tags;
   std::optional<int64_t> reserved_concurrency;
 };
@@ -106,6 +145,16 @@ template <typename T>
 struct Page {
   std::vector<T> items;
   std::string next_marker;  // empty = last page
+};
+
+// PutFunctionEventInvokeConfig: how asynchronous invocations of one qualifier are retried
+// and where their records go. Destinations are ARNs ("" = none); the API layer checks them.
+struct EventInvokeConfig {
+  std::string qualifier = kLatest;               // "$LATEST", a version number or an alias
+  std::optional<int> maximum_retry_attempts;     // 0..2, unset = 2
+  std::optional<int> maximum_event_age_seconds;  // 60..21600, unset = 21600
+  std::string on_success, on_failure;
+  double last_modified = 0;  // seconds since the epoch, as AWS reports it
 };
 
 struct AccountSettings {
@@ -143,6 +192,11 @@ class Lambda {
   virtual base::Result<FunctionConfig> UpdateFunctionConfiguration(
       const std::string& name, const FunctionSettings& settings,
       const std::string& revision_id) = 0;
+  // Ends a Pending create or InProgress update of $LATEST at `revision_id` (a no-op when
+  // the function has changed since): Active/Successful when `outcome` is ok, else Failed
+  // with `outcome`'s message as the reason.
+  virtual base::Status FinishUpdate(const std::string& name, const std::string& revision_id,
+                                    const base::Status& outcome) = 0;
   // Deletes the function (qualifier empty) or one published version.
   virtual base::Status DeleteFunction(const std::string& name, const std::string& qualifier) = 0;
 
@@ -171,6 +225,35 @@ class Lambda {
   virtual base::Result<std::optional<int64_t>> GetFunctionConcurrency(const std::string& name) = 0;
   virtual base::Status DeleteFunctionConcurrency(const std::string& name) = 0;
   virtual base::Result<AccountSettings> GetAccountSettings() = 0;
+
+  // Event invoke configs, one per qualifier. Put replaces (`merge` = Update: unset fields
+  // keep their value, NotFound when there is none yet). NotFound names the function or
+  // qualifier that does not exist ("function" in the message when the function is missing).
+  virtual base::Result<EventInvokeConfig> PutEventInvokeConfig(const std::string& name,
+                                                               const EventInvokeConfig& config,
+                                                               bool merge) = 0;
+  virtual base::Result<std::optional<EventInvokeConfig>> GetEventInvokeConfig(
+      const std::string& name, const std::string& qualifier) = 0;
+  // NotFound when there is no config for the qualifier.
+  virtual base::Status DeleteEventInvokeConfig(const std::string& name,
+                                               const std::string& qualifier) = 0;
+  virtual base::Result<Page<EventInvokeConfig>> ListEventInvokeConfigs(const std::string& name,
+                                                                       const std::string& marker,
+                                                                       int max_items) = 0;
+
+  // Layers. Versions count from 1 and are never reused, even after a delete. Deleting a
+  // version leaves functions that use it working (they hold a reference to its code).
+  virtual std::string LayerArn(const std::string& name, int64_t version = 0) const = 0;
+  virtual base::Result<LayerVersion> PublishLayerVersion(const LayerVersion& layer,
+                                                         const std::string& zip) = 0;
+  virtual base::Result<LayerVersion> GetLayerVersion(const std::string& name, int64_t version) = 0;
+  // Newest first; the marker is the last version number returned.
+  virtual base::Result<Page<LayerVersion>> ListLayerVersions(const std::string& name,
+                                                             const std::string& marker,
+                                                             int max_items) = 0;
+  // Each layer's newest version; the marker is the last layer name returned.
+  virtual base::Result<Page<LayerVersion>> ListLayers(const std::string& marker, int max_items) = 0;
+  virtual base::Status DeleteLayerVersion(const std::string& name, int64_t version) = 0;
 
   virtual base::Result<std::map<std::string, std::string>> ListTags(const std::string& name) = 0;
   virtual base::Status TagResource(const std::string& name,

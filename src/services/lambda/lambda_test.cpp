@@ -220,6 +220,41 @@ TEST_F(LambdaTest, DeleteDropsEveryBlobReference) {
   EXPECT_TRUE(lambda_->ListTags("fn")->empty());
 }
 
+TEST_F(LambdaTest, LayerCodeLivesAsLongAsAFunctionUsesIt) {
+  LayerVersion in;
+  in.name = "lib";
+  auto l = lambda_->PublishLayerVersion(in, testing::HandlerZip("layer = 1"));
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  EXPECT_EQ(l->version, 1);
+  auto req = Request("fn");
+  req.settings.layers = std::vector<std::string>{lambda_->LayerArn("lib", 1)};
+  auto c = lambda_->CreateFunction(req);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->layers.size(), 1u);
+  EXPECT_EQ(c->layers[0].digest, l->digest);
+  ASSERT_TRUE(lambda_->PublishVersion("fn", "", "", "").ok());
+  // The layer version goes; the function's versions still hold its code.
+  ASSERT_TRUE(lambda_->DeleteLayerVersion("lib", 1).ok());
+  ASSERT_TRUE(blobs_->Gc(std::chrono::seconds(0)).ok());
+  EXPECT_TRUE(blobs_->Stat(l->digest).ok());
+  // Dropping the layer from $LATEST leaves version 1 holding it.
+  FunctionSettings none;
+  none.layers = std::vector<std::string>{};
+  ASSERT_TRUE(lambda_->UpdateFunctionConfiguration("fn", none, "").ok());
+  ASSERT_TRUE(blobs_->Gc(std::chrono::seconds(0)).ok());
+  EXPECT_TRUE(blobs_->Stat(l->digest).ok());
+  ASSERT_TRUE(lambda_->DeleteFunction("fn", "1").ok());
+  ASSERT_TRUE(blobs_->Gc(std::chrono::seconds(0)).ok());
+  EXPECT_FALSE(blobs_->Stat(l->digest).ok());
+  // Version numbers are never reused.
+  auto l2 = lambda_->PublishLayerVersion(in, testing::HandlerZip("layer = 2"));
+  ASSERT_TRUE(l2.ok());
+  EXPECT_EQ(l2->version, 2);
+  req.settings.layers = std::vector<std::string>{lambda_->LayerArn("lib", 1)};
+  req.name = "fn2";
+  EXPECT_EQ(lambda_->CreateFunction(req).status().code(), base::Code::kInvalidArgument);
+}
+
 TEST_F(LambdaTest, ListFunctionsPages) {
   for (const char* n : {"a", "b", "c", "d", "e"})
     ASSERT_TRUE(lambda_->CreateFunction(Request(n)).ok());
