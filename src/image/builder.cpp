@@ -21,6 +21,7 @@
 #include "base/crypto.h"
 #include "base/fs.h"
 #include "image/dockerfile.h"
+#include "image/launch.h"
 #include "image/layer_writer.h"
 #include "image/unpack.h"
 #include "sandbox/sandbox.h"
@@ -177,16 +178,6 @@ bool IsDirInLayers(const std::vector<Layer>& layers, const std::string& path) {
   return false;
 }
 
-// The topmost copy of a file in the layers (for /etc/passwd lookups).
-std::optional<std::string> ReadFromLayers(const std::vector<Layer>& layers,
-                                          const std::string& path) {
-  for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
-    auto r = base::ReadFile(it->dir + path);
-    if (r.ok()) return *r;
-  }
-  return std::nullopt;
-}
-
 std::optional<uint32_t> Numeric(const std::string& s) {
   if (s.empty() || s.size() > 10) return std::nullopt;
   uint64_t v = 0;
@@ -198,69 +189,10 @@ std::optional<uint32_t> Numeric(const std::string& s) {
   return static_cast<uint32_t>(v);
 }
 
-// An id from "name" or "123", looking names up in the image's /etc/passwd or /etc/group.
-base::Result<uint32_t> LookupId(const std::vector<Layer>& layers, const std::string& name,
-                                bool group) {
-  if (auto n = Numeric(name)) return *n;
-  if (name == "root") return 0u;
-  auto file = ReadFromLayers(layers, group ? "/etc/group" : "/etc/passwd");
-  if (file) {
-    size_t i = 0;
-    while (i < file->size()) {
-      size_t j = file->find('\n', i);
-      if (j == std::string::npos) j = file->size();
-      std::string line = file->substr(i, j - i);
-      i = j + 1;
-      std::vector<std::string> f;
-      size_t a = 0;
-      while (a <= line.size()) {
-        size_t b = line.find(':', a);
-        if (b == std::string::npos) b = line.size();
-        f.push_back(line.substr(a, b - a));
-        a = b + 1;
-      }
-      if (f.size() >= 3 && f[0] == name) {
-        if (auto n = Numeric(f[2])) return *n;
-      }
-    }
-  }
-  return base::NotFound(std::string(group ? "group" : "user") + " '" + name +
-                        "' not found in the image's " + (group ? "/etc/group" : "/etc/passwd"));
-}
-
-// "user[:group]" → uid, gid (gid from the user's passwd entry when not given).
-base::Result<std::pair<uint32_t, uint32_t>> ResolveUser(const std::vector<Layer>& layers,
-                                                        const std::string& spec) {
-  std::string u = spec, g;
-  if (size_t c = spec.find(':'); c != std::string::npos)
-    u = spec.substr(0, c), g = spec.substr(c + 1);
-  if (u.empty()) u = "root";
-  ASSIGN_OR_RETURN(uint32_t uid, LookupId(layers, u, false));
-  uint32_t gid = 0;
-  if (!g.empty()) {
-    ASSIGN_OR_RETURN(gid, LookupId(layers, g, true));
-  } else if (!Numeric(u) && uid != 0) {
-    // The passwd entry's primary group.
-    auto file = ReadFromLayers(layers, "/etc/passwd");
-    std::string needle = "\n" + u + ":";
-    std::string text = "\n" + file.value_or("");
-    size_t p = text.find(needle);
-    if (p != std::string::npos) {
-      size_t e = text.find('\n', p + 1);
-      std::string line = text.substr(p + 1, e == std::string::npos ? std::string::npos : e - p - 1);
-      int field = 0;
-      size_t a = 0;
-      while (field < 3 && a != std::string::npos) {
-        a = line.find(':', a);
-        if (a != std::string::npos) ++a;
-        ++field;
-      }
-      if (a != std::string::npos) gid = Numeric(line.substr(a, line.find(':', a) - a)).value_or(0);
-    }
-  } else {
-    gid = uid;
-  }
-  return std::make_pair(uid, gid);
+std::vector<std::string> LayerDirs(const std::vector<Layer>& layers) {
+  std::vector<std::string> dirs;
+  for (const auto& l : layers) dirs.push_back(l.dir);
+  return dirs;
 }
 
 class Mount {
@@ -519,7 +451,7 @@ class Builder {
     spec.hostname = "build";
     uint32_t uid = 0, gid = 0;
     if (!st.config.user.empty()) {
-      ASSIGN_OR_RETURN(auto ids, ResolveUser(st.layers, st.config.user));
+      ASSIGN_OR_RETURN(auto ids, ResolveUser(LayerDirs(st.layers), st.config.user));
       uid = ids.first;
       gid = ids.second;
     }
@@ -573,7 +505,7 @@ class Builder {
       if (name == "--from") {
         from = value;
       } else if (name == "--chown") {
-        ASSIGN_OR_RETURN(auto ids, ResolveUser(st.layers, value));
+        ASSIGN_OR_RETURN(auto ids, ResolveUser(LayerDirs(st.layers), value));
         owner.uid = ids.first;
         owner.gid = ids.second;
       } else if (name == "--chmod") {

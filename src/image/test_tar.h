@@ -20,6 +20,7 @@ struct TarEntry {
   std::string data;  // content, or link target
   int mode = 0644;
   int64_t declared_size = -1;  // header size if different from data
+  std::string xattr;           // "name=value" as a pax xattr, optional
 };
 
 enum class Compression { kNone, kGzip, kZstd };
@@ -61,6 +62,11 @@ inline std::string MakeTar(const std::vector<TarEntry>& entries,
         archive_entry_set_filetype(en, AE_IFREG);
         archive_entry_set_size(
             en, e.declared_size >= 0 ? e.declared_size : static_cast<int64_t>(e.data.size()));
+    }
+    if (!e.xattr.empty()) {
+      std::string n = e.xattr.substr(0, e.xattr.find('='));
+      std::string v = e.xattr.substr(e.xattr.find('=') + 1);
+      archive_entry_xattr_add_entry(en, n.c_str(), v.data(), v.size());
     }
     archive_write_header(a, en);
     if (e.type == 'f' && !e.data.empty()) archive_write_data(a, e.data.data(), e.data.size());

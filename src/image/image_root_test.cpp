@@ -5,10 +5,17 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
+#include <map>
+
+#include "base/crypto.h"
+#include "image/image_store.h"
+#include "image/launch.h"
 #include "image/layer_writer.h"
 #include "image/test_tar.h"
 #include "image/unpack.h"
+#include "sandbox/sandbox.h"
 
 namespace image {
 namespace {
@@ -74,6 +81,15 @@ TEST(UnpackRoot, WhiteoutsAndOpaqueDirsBecomeOverlayForms) {
 TEST(UnpackRoot, LayerForgingOverlayXattrsIsIgnored) {
   REQUIRE_ROOT();
   TempDir t;
+  // trusted.overlay.opaque in a pax header must not make a dir opaque; user.* is kept.
+  testing::TarEntry forged{"d/", 'd', "", 0755};
+  forged.xattr = "trusted.overlay.opaque=y";
+  testing::TarEntry user{"f", 'f', "x"};
+  user.xattr = "user.note=hello";
+  ASSERT_TRUE(UnpackInto(t, "x", MakeTar({forged, user})).ok());
+  EXPECT_FALSE(IsOpaque(t.path() + "/x/d"));
+  char v[16] = {};
+  EXPECT_EQ(getxattr((t.path() + "/x/f").c_str(), "user.note", v, sizeof v), 5);
   // A regular device entry is refused even with whiteouts on.
   EXPECT_FALSE(UnpackInto(t, "dev", MakeTar({{"null", 'c'}})).ok());
   // A whiteout name that would climb is refused.
@@ -124,6 +140,93 @@ TEST(UnpackRoot, OverlayUpperDiffRoundTrips) {
   EXPECT_NE(lstat((mnt + "/var/cache/x").c_str(), &st), 0);
   EXPECT_EQ(*base::ReadFile(mnt + "/var/cache/y"), "y");
   umount2(mnt.c_str(), MNT_DETACH);
+}
+
+// A registry of one image, in memory.
+class OneImageSource : public Source {
+ public:
+  OneImageSource(const TempDir& dir, const std::vector<std::string>& layers, const ImageConfig& c)
+      : dir_(dir) {
+    std::vector<Descriptor> ds;
+    for (const auto& l : layers) ds.push_back({std::string(kOciLayerGzip), Add(l), l.size()});
+    std::string cfg = SerializeImageConfig(c);
+    manifest_ = SerializeOciManifest({"", Add(cfg), cfg.size()}, ds);
+  }
+  base::Result<ManifestBlob> GetManifest(const std::string&, const std::string&) override {
+    return ManifestBlob{"", "sha256:" + base::Sha256Hex(manifest_), manifest_};
+  }
+  base::Result<std::string> ReadBlob(const std::string& r, const std::string& d) override {
+    ASSIGN_OR_RETURN(std::string p, BlobPath(r, d));
+    return base::ReadFile(p);
+  }
+  base::Result<std::string> BlobPath(const std::string&, const std::string& d) override {
+    return dir_.path() + "/" + d.substr(7);
+  }
+
+ private:
+  std::string Add(const std::string& bytes) {
+    std::string d = "sha256:" + base::Sha256Hex(bytes);
+    dir_.Write(d.substr(7), bytes);
+    return d;
+  }
+  const TempDir& dir_;
+  std::string manifest_;
+};
+
+// What container-image functions and tasks do: Prepare + MakeLaunch + an overlay sandbox.
+TEST(UnpackRoot, ImageRunsInASandbox) {
+  REQUIRE_ROOT();
+  auto busybox = base::ReadFile("/bin/busybox");
+  if (!busybox.ok()) GTEST_SKIP() << "needs busybox-static at /bin/busybox";
+  TempDir blobs, root;
+  std::string base_layer =
+      MakeTar({{"bin/busybox", 'f', *busybox, 0755},
+               {"bin/sh", 'l', "busybox"},
+               {"etc/passwd", 'f', "root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n"},
+               {"etc/motd", 'f', "base"},
+               {"etc/secret", 'f', "s"}},
+              Compression::kGzip);
+  std::string top =
+      MakeTar({{"etc/.wh.secret", 'f'}, {"etc/motd", 'f', "top"}, {"srv/", 'd', "", 0755}},
+              Compression::kZstd);
+  ImageConfig c;
+  c.entrypoint = {"/bin/sh", "-c"};
+  c.cmd = {"echo nope"};
+  c.env = {"GREETING=hi"};
+  c.working_dir = "/srv";
+  c.user = "app";
+  OneImageSource source(blobs, {base_layer, top}, c);
+  auto store = ImageStore::Open(root.path(), &source);
+  ASSERT_TRUE(store.ok());
+  auto img = (*store)->Prepare("app", "v1");
+  ASSERT_TRUE(img.ok()) << img.status().ToString();
+  LaunchOverrides o;
+  o.command = std::vector<std::string>{
+      "echo $GREETING $(cat /etc/motd) $(id -u) $(pwd); test ! -e /etc/secret && echo hidden"};
+  auto launch = MakeLaunch(img->image.config, img->lower_dirs, o);
+  ASSERT_TRUE(launch.ok()) << launch.status().ToString();
+
+  sandbox::SandboxSpec spec;
+  spec.root = sandbox::RootKind::kOverlay;
+  spec.overlay.lower_dirs = img->lower_dirs;
+  spec.uid = launch->uid;
+  spec.gid = launch->gid;
+  sandbox::ProcessSpec p;
+  p.argv = launch->argv;
+  p.env = launch->env;
+  p.cwd = launch->cwd;
+  p.stdio = sandbox::StdioMode::kCapture;
+  std::string out;
+  p.sink = [&out](sandbox::OutputStream, base::SystemTime, std::string_view line) {
+    out += std::string(line) + "\n";
+  };
+  auto started = sandbox::Sandbox::CreateAndStart(spec, p);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  auto st = started->process.Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(st.ok());
+  EXPECT_TRUE(st->exited && st->code == 0) << st->ToString() << out;
+  EXPECT_EQ(out, "hi top 1000 /srv\nhidden\n");
+  (void)started->sandbox->Destroy();
 }
 
 }  // namespace
