@@ -167,7 +167,13 @@ class AppImpl : public App {
     lambda_logs_ = std::make_unique<LambdaLogSink>(logs_.get());
 
     ASSIGN_OR_RETURN(blobs_, store::OpenBlobStore(config.data_dir + "/blobs", store_.get()));
+    // Images from the local registry (its ecr is set below, once open), unpacked once per
+    // layer under <data>/image: container-image functions start from them.
+    image_source_ = std::make_unique<EcrImageSource>();
+    ASSIGN_OR_RETURN(image_store_,
+                     image::ImageStore::Open(config.data_dir + "/image", image_source_.get()));
     lambda::Options lopts;
+    lopts.images = image_store_.get();
     lopts.account_id = config.account_id;
     lopts.region = config.region;
     lopts.account_concurrency = config.lambda_account_concurrency;
@@ -201,6 +207,7 @@ class AppImpl : public App {
     lambda::InvokerOptions inv;
     inv.lambda = lambda_.get();
     inv.blobs = blobs_.get();
+    inv.images = image_store_.get();
     inv.store = store_.get();
     inv.runtime_host = http_.get();
     inv.logs = lambda_logs_.get();
@@ -253,10 +260,7 @@ class AppImpl : public App {
     edge_->Register(ecr_service_.get());
     edge_->SetRegistry(registry_.get());
     ecr_->StartController();
-    // Images from the local registry, unpacked once per layer under <data>/image.
-    image_source_ = std::make_unique<EcrImageSource>(*ecr_);
-    ASSIGN_OR_RETURN(image_store_,
-                     image::ImageStore::Open(config.data_dir + "/image", image_source_.get()));
+    image_source_->SetEcr(ecr_.get());
     edge_->SetGauges([this] {
       auto s = http_->stats();
       return std::map<std::string, double>{
@@ -299,14 +303,15 @@ class AppImpl : public App {
     http_.reset();
     edge_.reset();
     registry_.reset();
-    image_store_.reset();
-    image_source_.reset();
     ecr_service_.reset();
+    if (image_source_) image_source_->SetEcr(nullptr);
     ecr_.reset();
     lambda_service_.reset();
     async_.reset();
     invoker_.reset();
     lambda_.reset();
+    image_store_.reset();  // after its users (lambda)
+    image_source_.reset();
     blobs_.reset();
     logs_service_.reset();
     logs_.reset();  // flushes queued log events

@@ -23,25 +23,31 @@ base::Status FromFailure(const ecr::Failure& f) {
 
 base::Result<image::ManifestBlob> EcrImageSource::GetManifest(const std::string& repository,
                                                               const std::string& reference) {
-  auto img = ecr_.GetImage(repository, reference);
+  ecr::Ecr* ecr = ecr_.load();
+  if (ecr == nullptr) return base::Unavailable("the registry is not open yet");
+  auto img = ecr->GetImage(repository, reference);
   if (!img.ok()) return FromFailure(img.failure());
-  auto bytes = ecr_.ReadManifest(repository, img.value().digest);
+  auto bytes = ecr->ReadManifest(repository, img.value().digest);
   if (!bytes.ok()) return FromFailure(bytes.failure());
   return image::ManifestBlob{img.value().media_type, img.value().digest, std::move(bytes).value()};
 }
 
 base::Result<std::string> EcrImageSource::ReadBlob(const std::string& repository,
                                                    const std::string& digest) {
-  auto size = ecr_.BlobSize(repository, digest);  // the repository must hold it
+  ecr::Ecr* ecr = ecr_.load();
+  if (ecr == nullptr) return base::Unavailable("the registry is not open yet");
+  auto size = ecr->BlobSize(repository, digest);  // the repository must hold it
   if (!size.ok()) return FromFailure(size.failure());
-  return ecr_.blobs().Get(digest);
+  return ecr->blobs().Get(digest);
 }
 
 base::Result<std::string> EcrImageSource::BlobPath(const std::string& repository,
                                                    const std::string& digest) {
-  auto size = ecr_.BlobSize(repository, digest);
+  ecr::Ecr* ecr = ecr_.load();
+  if (ecr == nullptr) return base::Unavailable("the registry is not open yet");
+  auto size = ecr->BlobSize(repository, digest);
   if (!size.ok()) return FromFailure(size.failure());
-  return ecr_.blobs().PathOf(digest);
+  return ecr->blobs().PathOf(digest);
 }
 
 base::Result<std::set<std::string>> ReferencedBlobs(ecr::Ecr& ecr) {

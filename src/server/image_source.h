@@ -3,6 +3,7 @@
 // server/ because it is the one place that may see both ecr/ and image/ (DESIGN §1).
 #pragma once
 
+#include <atomic>
 #include <set>
 #include <string>
 
@@ -13,7 +14,10 @@ namespace server {
 
 class EcrImageSource : public image::Source {
  public:
-  explicit EcrImageSource(ecr::Ecr& ecr) : ecr_(ecr) {}
+  explicit EcrImageSource(ecr::Ecr* ecr = nullptr) : ecr_(ecr) {}
+  // The registry may open after the services that hold the image store (app.cpp's order);
+  // until it is set, every call is Unavailable. Set once, before serving requests.
+  void SetEcr(ecr::Ecr* ecr) { ecr_ = ecr; }
   base::Result<image::ManifestBlob> GetManifest(const std::string& repository,
                                                 const std::string& reference) override;
   base::Result<std::string> ReadBlob(const std::string& repository,
@@ -23,7 +27,7 @@ class EcrImageSource : public image::Source {
                                      const std::string& digest) override;
 
  private:
-  ecr::Ecr& ecr_;
+  std::atomic<ecr::Ecr*> ecr_;
 };
 
 // Every blob (configs and layers) some image in some repository names.

@@ -26,7 +26,7 @@ class ImageSourceTest : public ::testing::Test {
     store_ = std::move(store::OpenSqliteStore(so)).value();
     blobs_ = std::move(store::OpenBlobStore(dir_ + "/blobs", store_.get())).value();
     ecr_ = std::move(ecr::OpenEcr(store_.get(), blobs_.get(), ecr::Options{})).value();
-    source_ = std::make_unique<EcrImageSource>(*ecr_);
+    source_ = std::make_unique<EcrImageSource>(ecr_.get());
     images_ = std::move(image::ImageStore::Open(dir_ + "/image", source_.get())).value();
     ASSERT_TRUE(ecr_->CreateRepository("app", false, false).ok());
   }

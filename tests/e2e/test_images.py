@@ -11,9 +11,11 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 import unittest
 
 from harness import STRATUS_BIN, StratusTestCase
+from lambda_util import create_function_role
 
 HAVE_TOOLS = shutil.which("skopeo") and os.path.exists("/bin/busybox")
 
@@ -275,6 +277,109 @@ CMD ["/app/out.txt"]
                 self.assertFalse(os.path.exists("/tmp/stratus-escaped"))
                 layers = os.path.join(self.server.data_dir, "image", "layers")
                 self.assertFalse(os.path.exists(os.path.join(layers, digest.split(":")[1])))
+
+    # A Lambda runtime client in busybox sh: the image's entrypoint is the runtime.
+    BOOTSTRAP = r"""#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+  wget -S -O /tmp/event "$API/invocation/next" 2> /tmp/headers || exit 1
+  ID=$(grep -i "Lambda-Runtime-Aws-Request-Id" /tmp/headers | sed 's/.*: *//' | tr -d '\r')
+  if grep -q '"fail"' /tmp/event; then
+    wget -q -O /dev/null --post-data '{"errorMessage":"asked to fail","errorType":"Failed"}' \
+      "$API/invocation/$ID/error"
+    continue
+  fi
+  echo "handling $ID with $1"
+  BODY="{\"handler\":\"$1\",\"args\":\"$*\",\"greeting\":\"$GREETING\",\"extra\":\"$EXTRA\",\"event\":$(cat /tmp/event),\"cwd\":\"$(pwd)\",\"uid\":$(id -u),\"fn\":\"$AWS_LAMBDA_FUNCTION_NAME\",\"h\":\"$_HANDLER\"}"
+  wget -q -O /dev/null --post-data "$BODY" "$API/invocation/$ID/response"
+done
+"""
+
+    def test_container_image_function(self):
+        p = self.build("fn:v1", """\
+FROM base:1
+COPY --chmod=755 bootstrap /lambda/bootstrap
+ENV GREETING=hello
+WORKDIR /work
+ENTRYPOINT ["/lambda/bootstrap"]
+CMD ["app.handler"]
+""", {"bootstrap": self.BOOTSTRAP.encode()})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        repo_uri = self.server.client("ecr").describe_repositories(
+            repositoryNames=["fn"])["repositories"][0]["repositoryUri"]
+        lam = self.server.client("lambda")
+        role = create_function_role(self.server, "image-fn-role")
+
+        def wait_active(name):
+            for _ in range(100):
+                c = lam.get_function_configuration(FunctionName=name)
+                if c["State"] != "Pending" and c.get("LastUpdateStatus") != "InProgress":
+                    return c
+                time.sleep(0.1)
+            self.fail("function stayed Pending")
+
+        created = lam.create_function(FunctionName="img", Role=role, PackageType="Image",
+                                      Code={"ImageUri": repo_uri + ":v1"},
+                                      Environment={"Variables": {"EXTRA": "x"}})
+        self.assertEqual(created["PackageType"], "Image")
+        self.assertNotIn("Runtime", created)
+        self.assertEqual(wait_active("img")["State"], "Active")
+        got = lam.get_function(FunctionName="img")
+        self.assertEqual(got["Code"]["RepositoryType"], "ECR")
+        self.assertEqual(got["Code"]["ImageUri"], repo_uri + ":v1")
+        resolved = got["Code"]["ResolvedImageUri"]
+        self.assertTrue(resolved.startswith(repo_uri + "@sha256:"), resolved)
+        self.assertEqual(got["Configuration"]["CodeSha256"], resolved.split(":")[-1])
+        # The resolved digest is the manifest skopeo sees for the tag.
+        self.login()
+        raw = self.skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{self.host}/fn:v1")
+        self.assertEqual(resolved.split("@")[1], sha256(raw.stdout.encode()))
+
+        # aws lambda invoke, as a user would.
+        out = os.path.join(self.tmp, "out.json")
+        _, meta, _ = self.server.aws("lambda", "invoke", "--function-name", "img",
+                                     "--cli-binary-format", "raw-in-base64-out",
+                                     "--payload", '{"n": 1}', out)
+        self.assertEqual(meta["StatusCode"], 200)
+        self.assertNotIn("FunctionError", meta)
+        with open(out) as f:
+            r = json.load(f)
+        self.assertEqual(r["handler"], "app.handler")  # the image's CMD
+        self.assertEqual(r["h"], "app.handler")
+        self.assertEqual(r["greeting"], "hello")  # the image's Env
+        self.assertEqual(r["extra"], "x")  # the function's Environment
+        self.assertEqual(r["event"], {"n": 1})
+        self.assertEqual(r["cwd"], "/work")  # the image's WorkingDir
+        self.assertEqual(r["uid"], 65534)  # not root
+        self.assertEqual(r["fn"], "img")
+
+        # A function error from the runtime.
+        resp = lam.invoke(FunctionName="img", Payload=b'{"fail": true}')
+        self.assertEqual(resp["FunctionError"], "Unhandled")
+        self.assertEqual(json.loads(resp["Payload"].read())["errorMessage"], "asked to fail")
+
+        # ImageConfig overrides the image's Cmd and WorkingDir.
+        lam.update_function_configuration(
+            FunctionName="img", ImageConfig={"Command": ["other.handler", "arg2"],
+                                             "WorkingDirectory": "/tmp"})
+        wait_active("img")
+        c = lam.get_function_configuration(FunctionName="img")
+        self.assertEqual(c["ImageConfigResponse"]["ImageConfig"],
+                         {"Command": ["other.handler", "arg2"], "WorkingDirectory": "/tmp"})
+        r = json.loads(lam.invoke(FunctionName="img", Payload=b"{}")["Payload"].read())
+        self.assertEqual((r["handler"], r["args"], r["cwd"]),
+                         ("other.handler", "other.handler arg2", "/tmp"))
+
+        # Bad input: a missing image, zip code for an image function, no ImageUri.
+        with self.assertRaises(lam.exceptions.InvalidParameterValueException) as e:
+            lam.create_function(FunctionName="img2", Role=role, PackageType="Image",
+                                Code={"ImageUri": repo_uri + ":nope"})
+        self.assertIn("does not exist", str(e.exception))
+        with self.assertRaises(lam.exceptions.InvalidParameterValueException) as e:
+            lam.update_function_code(FunctionName="img", ZipFile=b"PK")
+        self.assertIn("Please provide ImageUri", str(e.exception))
+        with self.assertRaises(lam.exceptions.InvalidParameterValueException):
+            lam.create_function(FunctionName="img3", Role=role, PackageType="Image", Code={})
 
 
 if __name__ == "__main__":
