@@ -15,7 +15,7 @@ import time
 import unittest
 
 from harness import STRATUS_BIN, StratusTestCase
-from lambda_util import create_function_role
+from lambda_util import create_function_role, make_zip
 
 HAVE_TOOLS = shutil.which("skopeo") and os.path.exists("/bin/busybox")
 
@@ -380,6 +380,16 @@ CMD ["app.handler"]
         self.assertIn("Please provide ImageUri", str(e.exception))
         with self.assertRaises(lam.exceptions.InvalidParameterValueException):
             lam.create_function(FunctionName="img3", Role=role, PackageType="Image", Code={})
+        with self.assertRaises(lam.exceptions.InvalidParameterValueException):
+            lam.update_function_configuration(FunctionName="img", Runtime="python3.12")
+        # A Zip function takes no ImageConfig.
+        lam.create_function(FunctionName="zipfn", Role=role, Runtime="provided.al2023",
+                            Handler="x", Code={"ZipFile": make_zip({"bootstrap": "#!/bin/sh\n"})})
+        with self.assertRaises(lam.exceptions.InvalidParameterValueException):
+            lam.update_function_configuration(FunctionName="zipfn",
+                                              ImageConfig={"Command": ["x"]})
+        with self.assertRaises(lam.exceptions.InvalidParameterValueException):
+            lam.update_function_code(FunctionName="zipfn", ImageUri=repo_uri + ":v1")
 
 
 if __name__ == "__main__":

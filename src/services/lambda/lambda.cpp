@@ -534,6 +534,13 @@ class LambdaImpl : public Lambda {
       auto& [rec, rev] = latest;
       if (!revision_id.empty() && revision_id != rec.config.revision_id)
         return base::FailedPrecondition(kRevisionMismatch);
+      bool image = rec.config.package_type == "Image";
+      if (settings.image_config && !image)
+        return base::InvalidArgument(
+            "ImageConfig is only supported for functions with packageType Image.");
+      if (image && ((layers && !layers->empty()) || settings.runtime || settings.handler))
+        return base::InvalidArgument(
+            "Runtime, Handler and Layers are not supported for functions with packageType Image.");
       std::vector<LayerRef> old_layers = rec.config.layers;
       ApplySettings(settings, &rec.config);
       if (layers) rec.config.layers = *layers;
