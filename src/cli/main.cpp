@@ -13,6 +13,9 @@
 #ifdef STRATUS_HAVE_SANDBOX
 #include "sandbox/run_command.h"
 #endif
+#ifdef STRATUS_HAVE_IMAGE
+#include "cli/image_command.h"
+#endif
 
 namespace {
 
@@ -118,7 +121,53 @@ int main(int argc, char** argv) {
   run_cmd->add_option("command", run_opts.command, "Command and arguments (after --)")->required();
 #endif
 
+#ifdef STRATUS_HAVE_IMAGE
+  // ---- images: stratus build, stratus image import|ls|inspect ----
+  CommonFlags image_common;
+  cli::ImageFlags image_flags;
+  auto* build_cmd = app.add_subcommand(
+      "build", "Build an image from a Dockerfile and push it to the registry (RUN needs root)");
+  AddCommonFlags(build_cmd, image_common);
+  build_cmd->add_option("-t,--tag", image_flags.tag, "REPOSITORY:TAG to push")->required();
+  build_cmd->add_option("-f,--file", image_flags.dockerfile,
+                        "Dockerfile (default CONTEXT/Dockerfile)");
+  build_cmd->add_option("--build-arg", image_flags.build_args, "KEY=VALUE for ARG (repeatable)")
+      ->allow_extra_args(false);
+  build_cmd->add_option("--endpoint-url", image_flags.endpoint_url, "API endpoint");
+  build_cmd->add_option("context", image_flags.context, "Build context directory")->required();
+  auto* image_cmd = app.add_subcommand("image", "Images in the registry");
+  image_cmd->require_subcommand(1);
+  auto* import_cmd = image_cmd->add_subcommand(
+      "import", "Push a single-layer image made from a root filesystem tarball");
+  AddCommonFlags(import_cmd, image_common);
+  import_cmd->add_option("tarball", image_flags.tarball, "ROOTFS.tar (plain, gzip or zstd)")
+      ->required();
+  import_cmd->add_option("reference", image_flags.reference, "REPOSITORY:TAG")->required();
+  import_cmd->add_option("--cmd", image_flags.cmd, "The image's Cmd (default /bin/sh)");
+  import_cmd->add_option("--endpoint-url", image_flags.endpoint_url, "API endpoint");
+  auto* ls_cmd = image_cmd->add_subcommand("ls", "List repositories, tags and digests");
+  AddCommonFlags(ls_cmd, image_common);
+  ls_cmd->add_option("--endpoint-url", image_flags.endpoint_url, "API endpoint");
+  auto* inspect_cmd = image_cmd->add_subcommand("inspect", "Print an image's config and layers");
+  AddCommonFlags(inspect_cmd, image_common);
+  inspect_cmd->add_option("reference", image_flags.reference, "REPOSITORY[:TAG|@DIGEST]")
+      ->required();
+  inspect_cmd->add_option("--endpoint-url", image_flags.endpoint_url, "API endpoint");
+#endif
+
   CLI11_PARSE(app, argc, argv);
+
+#ifdef STRATUS_HAVE_IMAGE
+  if (build_cmd->parsed() || image_cmd->parsed()) {
+    server::Config config;
+    if (!ResolveConfig(image_common, config)) return 2;
+    image_flags.data_dir_given = !image_common.data_dir.empty();
+    if (build_cmd->parsed()) return cli::RunBuild(image_flags, config);
+    if (import_cmd->parsed()) return cli::RunImageImport(image_flags, config);
+    if (ls_cmd->parsed()) return cli::RunImageList(image_flags, config);
+    return cli::RunImageInspect(image_flags, config);
+  }
+#endif
 
 #ifdef STRATUS_HAVE_SANDBOX
   if (run_cmd->parsed()) return sandbox::RunCommand(run_opts);

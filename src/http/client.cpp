@@ -106,6 +106,7 @@ struct Client::Impl {
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(options.max_body_bytes);
     parser.header_limit(64 * 1024);
+    if (request.method == "HEAD") parser.skip(true);  // Content-Length, but no body follows
     bhttp::read(*socket, buffer, parser, ec);
     if (ec) {
       *retryable = ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||

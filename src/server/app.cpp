@@ -11,6 +11,7 @@
 #include "base/fs.h"
 #include "http/server.h"
 #include "server/edge.h"
+#include "server/image_source.h"
 #include "server/metered_store.h"
 #include "server/metrics.h"
 #include "server/root_credentials.h"
@@ -241,7 +242,13 @@ class AppImpl : public App {
     lambda_logs_ = std::make_unique<LambdaLogSink>(logs_.get());
 
     ASSIGN_OR_RETURN(blobs_, store::OpenBlobStore(config.data_dir + "/blobs", store_.get()));
+    // Images from the local registry (its ecr is set below, once open), unpacked once per
+    // layer under <data>/image: container-image functions start from them.
+    image_source_ = std::make_unique<EcrImageSource>();
+    ASSIGN_OR_RETURN(image_store_,
+                     image::ImageStore::Open(config.data_dir + "/image", image_source_.get()));
     lambda::Options lopts;
+    lopts.images = image_store_.get();
     lopts.account_id = config.account_id;
     lopts.region = config.region;
     lopts.account_concurrency = config.lambda_account_concurrency;
@@ -275,6 +282,7 @@ class AppImpl : public App {
     lambda::InvokerOptions inv;
     inv.lambda = lambda_.get();
     inv.blobs = blobs_.get();
+    inv.images = image_store_.get();
     inv.store = store_.get();
     inv.runtime_host = http_.get();
     inv.logs = lambda_logs_.get();
@@ -352,6 +360,7 @@ class AppImpl : public App {
     edge_->SetRegistry(registry_.get());
     edge_->SetFunctionUrls(function_urls_.get());
     ecr_->StartController();
+    image_source_->SetEcr(ecr_.get());
     edge_->SetGauges([this] {
       auto s = http_->stats();
       return std::map<std::string, double>{
@@ -399,6 +408,7 @@ class AppImpl : public App {
     edge_.reset();
     registry_.reset();
     ecr_service_.reset();
+    if (image_source_) image_source_->SetEcr(nullptr);
     ecr_.reset();
     lambda_service_.reset();
     function_urls_.reset();
@@ -412,6 +422,8 @@ class AppImpl : public App {
     queues_.reset();
     invoker_.reset();
     lambda_.reset();
+    image_store_.reset();  // after its users (lambda)
+    image_source_.reset();
     blobs_.reset();
     logs_service_.reset();
     logs_.reset();  // flushes queued log events
@@ -432,10 +444,27 @@ class AppImpl : public App {
       // Blobs nothing names any more (deleted functions and images), once an hour old.
       auto freed = blobs_->Gc(std::chrono::hours(1));
       if (!freed.ok()) spdlog::warn("blob gc: {}", freed.status().ToString());
+      CollectImageLayers();
       store::Revision rev = store_->CurrentRevision();
       if (rev <= kHistoryRevisions) continue;
       base::Status st = store_->Compact(rev - kHistoryRevisions);
       if (!st.ok()) spdlog::warn("store compaction: {}", st.ToString());
+    }
+  }
+
+  // Unpacked layers no image in the registry names, unused by any sandbox for an hour.
+  void CollectImageLayers() {
+    if (!image_store_) return;
+    auto referenced = ReferencedBlobs(*ecr_);
+    if (!referenced.ok()) {
+      spdlog::warn("image layer gc: {}", referenced.status().ToString());
+      return;
+    }
+    auto n = image_store_->Gc(*referenced, std::chrono::hours(1));
+    if (!n.ok()) {
+      spdlog::warn("image layer gc: {}", n.status().ToString());
+    } else if (*n > 0) {
+      spdlog::info("image layer gc: removed {} unpacked layers", *n);
     }
   }
 
@@ -466,6 +495,8 @@ class AppImpl : public App {
   std::unique_ptr<ecr::Ecr> ecr_;
   std::unique_ptr<aws::Service> ecr_service_;
   std::unique_ptr<ecr::Registry> registry_;
+  std::unique_ptr<EcrImageSource> image_source_;
+  std::unique_ptr<image::ImageStore> image_store_;
   std::unique_ptr<auth::CredentialProvider> credentials_;
   std::unique_ptr<Edge> edge_;
   std::unique_ptr<http::Server> http_;

@@ -291,6 +291,30 @@ std::optional<aws::Error> ReadSettings(const json& body, FunctionSettings* s) {
     LAMBDA_TRY_READ(ReadStringMap(*it, "Variables", &vars));
     s->environment = vars.value_or(std::map<std::string, std::string>{});
   }
+  if (auto it = body.find("ImageConfig"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) return TypeError("ImageConfig", "an object");
+    ImageOverrides o;
+    auto list = [&](const char* key,
+                    std::optional<std::vector<std::string>>* out) -> std::optional<aws::Error> {
+      auto f = it->find(key);
+      if (f == it->end() || f->is_null()) return std::nullopt;
+      if (!f->is_array()) return TypeError(std::string("ImageConfig.") + key, "a list");
+      std::vector<std::string> v;
+      for (const auto& e : *f) {
+        if (!e.is_string())
+          return TypeError(std::string("ImageConfig.") + key, "a list of strings");
+        v.push_back(e.get<std::string>());
+      }
+      *out = std::move(v);
+      return std::nullopt;
+    };
+    LAMBDA_TRY_READ(list("EntryPoint", &o.entry_point));
+    LAMBDA_TRY_READ(list("Command", &o.command));
+    LAMBDA_TRY_READ(ReadString(*it, "WorkingDirectory", &o.working_directory));
+    if (o.working_directory && !o.working_directory->empty() && (*o.working_directory)[0] != '/')
+      return InvalidParameter("ImageConfig.WorkingDirectory must be an absolute path.");
+    s->image_config = std::move(o);
+  }
   if (auto it = body.find("DeadLetterConfig"); it != body.end() && !it->is_null()) {
     if (!it->is_object()) return TypeError("DeadLetterConfig", "an object");
     std::optional<std::string> arn;
@@ -459,13 +483,26 @@ json ConfigJson(const Lambda& lambda, const FunctionConfig& c) {
       {"Version", c.version},
       {"TracingConfig", {{"Mode", "PassThrough"}}},
       {"RevisionId", c.revision_id},
-      {"PackageType", "Zip"},
+      {"PackageType", c.package_type},
       {"Architectures", json::array({"x86_64"})},
       {"EphemeralStorage", {{"Size", c.ephemeral_storage}}},
       {"SnapStart", {{"ApplyOn", "None"}, {"OptimizationStatus", "Off"}}},
       {"LoggingConfig", {{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + c.name}}},
   };
   if (!c.environment.empty()) j["Environment"] = {{"Variables", c.environment}};
+  if (c.package_type == "Image") {
+    // AWS omits Runtime and Handler for images, and reports the ImageConfig overrides.
+    j.erase("Runtime");
+    j.erase("Handler");
+    if (!c.image_config.empty()) {
+      json ic = json::object();
+      if (c.image_config.entry_point) ic["EntryPoint"] = *c.image_config.entry_point;
+      if (c.image_config.command) ic["Command"] = *c.image_config.command;
+      if (c.image_config.working_directory)
+        ic["WorkingDirectory"] = *c.image_config.working_directory;
+      j["ImageConfigResponse"] = {{"ImageConfig", ic}};
+    }
+  }
   if (!c.dead_letter_arn.empty()) j["DeadLetterConfig"] = {{"TargetArn", c.dead_letter_arn}};
   if (!c.layers.empty()) {
     json layers = json::array();
@@ -743,12 +780,13 @@ class Routes {
     if (!cr.settings.role) return Validation("null", "role", "Member must not be null");
     std::optional<std::string> package_type;
     LAMBDA_TRY_READ(ReadString(body, "PackageType", &package_type));
-    if (package_type && *package_type != "Zip") {
-      if (*package_type == "Image")
-        return InvalidParameter("Container image functions are not supported yet by this server.");
+    if (package_type && *package_type != "Zip" && *package_type != "Image")
       return Validation(*package_type, "packageType",
                         "Member must satisfy enum value set: [Image, Zip]");
-    }
+    if (package_type && *package_type == "Image") return CreateImageFunction(body, std::move(cr));
+    if (cr.settings.image_config)
+      return InvalidParameter(
+          "ImageConfig is only supported for functions with packageType Image.");
     if (!cr.settings.runtime || !cr.settings.handler)
       return InvalidParameter(
           "Runtime and Handler are mandatory parameters for functions created with deployment "
@@ -766,11 +804,53 @@ class Routes {
     return RestResponse::FromJson(ConfigJson(l_, out.value()), 201);
   }
 
+  // CreateFunction with PackageType Image: Code.ImageUri names an image in our registry.
+  Outcome<RestResponse> CreateImageFunction(const json& body, CreateFunctionRequest cr) {
+    auto code = body.find("Code");
+    if (code == body.end() || code->is_null())
+      return Validation("null", "code", "Member must not be null");
+    if (!code->is_object()) return TypeError("Code", "an object").value();
+    std::optional<std::string> uri;
+    LAMBDA_TRY_READ(ReadString(*code, "ImageUri", &uri));
+    if (!uri || uri->empty())
+      return InvalidParameter(
+          "Please provide ImageUri when creating a function with packageType Image.");
+    if (code->contains("ZipFile") || code->contains("S3Bucket"))
+      return InvalidParameter(
+          "Please don't provide ZipFile or S3Bucket/S3Key when creating a "
+          "function with packageType Image.");
+    if (cr.settings.layers && !cr.settings.layers->empty())
+      return InvalidParameter("Layers are not supported for functions with packageType Image.");
+    if (cr.settings.runtime || cr.settings.handler)
+      return InvalidParameter(
+          "Runtime and Handler are not supported for functions with packageType Image.");
+    cr.image_uri = *uri;
+    LAMBDA_TRY_READ(ReadBool(body, "Publish", &cr.publish));
+    LAMBDA_TRY_READ(ReadTags(body, &cr.tags));
+    auto out = l_.CreateFunction(cr);
+    if (!out.ok()) return Err(out.status(), cr.name);
+    return RestResponse::FromJson(ConfigJson(l_, out.value()), 201);
+  }
+
+  // GetFunction's Code: where the package lives.
+  static json CodeLocation(const FunctionConfig& c) {
+    if (c.package_type != "Image") return {{"RepositoryType", "S3"}};
+    // ResolvedImageUri: the URI with its tag (or digest) replaced by the resolved digest.
+    std::string base = c.image_uri.substr(0, c.image_uri.find('@'));
+    size_t slash = base.rfind('/');
+    size_t colon = base.rfind(':');
+    if (colon != std::string::npos && (slash == std::string::npos || colon > slash))
+      base = base.substr(0, colon);
+    return {{"RepositoryType", "ECR"},
+            {"ImageUri", c.image_uri},
+            {"ResolvedImageUri", base + "@" + c.code_digest}};
+  }
+
   Outcome<RestResponse> GetFunction(const RestRequest& req, Call&) {
     LAMBDA_REF(ref, RefOf(l_, req, true));
     auto d = l_.GetFunction(ref.name, ref.qualifier);
     if (!d.ok()) return Err(d.status(), ref.name);
-    json j = {{"Configuration", ConfigJson(l_, d->config)}, {"Code", {{"RepositoryType", "S3"}}}};
+    json j = {{"Configuration", ConfigJson(l_, d->config)}, {"Code", CodeLocation(d->config)}};
     if (!d->tags.empty()) j["Tags"] = d->tags;
     if (d->reserved_concurrency)
       j["Concurrency"] = {{"ReservedConcurrentExecutions", *d->reserved_concurrency}};
@@ -799,17 +879,23 @@ class Routes {
   Outcome<RestResponse> UpdateFunctionCode(const RestRequest& req, Call&) {
     LAMBDA_REF(ref, UnqualifiedRef(l_, req));
     LAMBDA_BODY(body, req);
-    if (body.contains("S3Bucket") || body.contains("ImageUri")) return ReadZip(body).error();
-    if (!body.contains("ZipFile"))
-      return InvalidParameter("Please provide a source for function code.");
-    auto zip = ReadZip(body);
-    if (!zip.ok()) return zip.error();
-    std::optional<std::string> revision;
+    std::optional<std::string> revision, image_uri;
     bool publish = false, dry_run = false;
     LAMBDA_TRY_READ(ReadString(body, "RevisionId", &revision));
     LAMBDA_TRY_READ(ReadBool(body, "Publish", &publish));
     LAMBDA_TRY_READ(ReadBool(body, "DryRun", &dry_run));
+    LAMBDA_TRY_READ(ReadString(body, "ImageUri", &image_uri));
     if (dry_run) return InvalidParameter("DryRun is not supported by this server.");
+    if (image_uri) {
+      auto out = l_.UpdateFunctionImage(ref.name, *image_uri, revision.value_or(""), publish);
+      if (!out.ok()) return Err(out.status(), ref.name);
+      return RestResponse::FromJson(ConfigJson(l_, out.value()));
+    }
+    if (body.contains("S3Bucket")) return ReadZip(body).error();
+    if (!body.contains("ZipFile"))
+      return InvalidParameter("Please provide a source for function code.");
+    auto zip = ReadZip(body);
+    if (!zip.ok()) return zip.error();
     auto out = l_.UpdateFunctionCode(ref.name, zip.value(), revision.value_or(""), publish);
     if (!out.ok()) return Err(out.status(), ref.name);
     return RestResponse::FromJson(ConfigJson(l_, out.value()));

@@ -24,6 +24,7 @@
 #include "base/strings.h"
 #include "base/time.h"
 #include "sandbox/sandbox.h"
+#include "services/lambda/image_env.h"
 #include "services/lambda/zip.h"
 
 namespace lambda {
@@ -186,6 +187,7 @@ struct Env {
   http::Responder next;      // a waiting GET next (state kIdle)
   std::shared_ptr<Invocation> current;
   std::unique_ptr<http::AdoptedListener> runtime_listener, endpoint_listener;
+  std::shared_ptr<image::LayerLease> image_lease;  // Image functions: layers in use
   // The sandbox, for Usage() from completing threads; cleared (under sandbox_mu) before
   // the monitor destroys it.
   std::mutex sandbox_mu;
@@ -419,7 +421,8 @@ class InvokerImpl : public Invoker {
       auto d = o_.lambda->GetFunction(name, "");
       if (d.ok() &&
           (d->config.state == "Pending" || d->config.last_update_status == "InProgress")) {
-        Status outcome = CodeDir(d->config).status();
+        Status outcome =
+            IsImageFunction(d->config) ? PrepareImageCode(d->config) : CodeDir(d->config).status();
         if (!outcome.ok())
           outcome = base::InvalidArgument("The function's code could not be unpacked: " +
                                           outcome.message());
@@ -975,6 +978,11 @@ class InvokerImpl : public Invoker {
     }).detach();
   }
 
+  Status PrepareImageCode(const FunctionConfig& c) {
+    if (o_.images == nullptr) return base::FailedPrecondition("no image store");
+    return PrepareImage(*o_.images, c);
+  }
+
   std::string CodeDirPath(const FunctionConfig& c) const {
     return code_dir_ + "/" + c.code_digest.substr(c.code_digest.find(':') + 1);
   }
@@ -1102,9 +1110,20 @@ class InvokerImpl : public Invoker {
     std::string code;
     std::vector<std::string> argv;
     std::vector<std::string> opt_layers;
+    std::optional<ImageBoot> image_boot;
     if (env->prestart) {
       code = empty_dir_;
       argv = env->argv;
+    } else if (IsImageFunction(*env->config)) {
+      auto ib = o_.images ? PrepareImageBoot(*o_.images, *env->config, EnvironmentVars(*env))
+                          : Result<ImageBoot>(base::FailedPrecondition("no image store"));
+      if (!ib.ok()) {
+        env->boot_error = ErrorPayload("Runtime.InvalidEntrypoint",
+                                       "could not start the image: " + ib.status().message());
+        return ib.status();
+      }
+      image_boot = std::move(ib).value();
+      argv = image_boot->argv;
     } else {
       const FunctionConfig& c = *env->config;
       ASSIGN_OR_RETURN(code, CodeDir(c));
@@ -1126,7 +1145,7 @@ class InvokerImpl : public Invoker {
         }
       }
     }
-    if (argv.size() > 1 &&
+    if (!image_boot && argv.size() > 1 &&
         access((runtime_dir_ + argv[1].substr(std::string("/var/runtime").size())).c_str(), R_OK) !=
             0) {
       env->boot_error =
@@ -1136,11 +1155,20 @@ class InvokerImpl : public Invoker {
     }
     env->argv = argv;
     sandbox::SandboxSpec spec;
-    spec.root = sandbox::RootKind::kLean;
-    spec.lean.host_dirs = o_.host_dirs;
-    spec.lean.code_dir = code;
-    spec.lean.opt_layers = opt_layers;
-    spec.binds.push_back({runtime_dir_, "/var/runtime", true});
+    if (image_boot) {
+      // The image is the root: its layers under a throwaway upper, read-only as Lambda's.
+      spec.root = sandbox::RootKind::kOverlay;
+      spec.overlay.lower_dirs = image_boot->lower_dirs;
+      if (spec.overlay.lower_dirs.empty()) spec.overlay.lower_dirs.push_back(empty_dir_);
+      spec.overlay.tmpfs_bytes = 16ull << 20;
+      env->image_lease = image_boot->lease;
+    } else {
+      spec.root = sandbox::RootKind::kLean;
+      spec.lean.host_dirs = o_.host_dirs;
+      spec.lean.code_dir = code;
+      spec.lean.opt_layers = opt_layers;
+      spec.binds.push_back({runtime_dir_, "/var/runtime", true});
+    }
     spec.read_only_root = true;
     spec.tmp_bytes = static_cast<uint64_t>(env->ephemeral_mb) << 20;
     spec.hostname = "localhost";
@@ -1172,8 +1200,10 @@ class InvokerImpl : public Invoker {
     base::UniqueFd stop_r(s[0]), stop_w(s[1]);
     sandbox::ProcessSpec ps;
     ps.argv = argv;
-    ps.env = env->prestart ? PrestartVars(*env) : EnvironmentVars(*env);
-    ps.cwd = env->prestart ? "/" : "/var/task";
+    ps.env = env->prestart ? PrestartVars(*env)
+             : image_boot  ? image_boot->env
+                           : EnvironmentVars(*env);
+    ps.cwd = env->prestart ? "/" : image_boot ? image_boot->cwd : "/var/task";
     ps.stdio = sandbox::StdioMode::kFds;
     ps.stdout_fd = ps.stderr_fd = log_w.get();
     {

@@ -119,6 +119,8 @@ struct InvokerOptions {
   // namespace served by that handler (the edge), so that URL can be http://127.0.0.1:4566.
   std::string endpoint_url;
   http::Handler endpoint_handler;
+  // Container-image functions' layers; null = such functions fail to start.
+  image::ImageStore* images = nullptr;
 };
 
 class Invoker {

@@ -43,6 +43,10 @@
 #include "store/blob_store.h"
 #include "store/store.h"
 
+namespace image {
+class ImageStore;
+}
+
 namespace lambda {
 
 struct Options {
@@ -54,6 +58,16 @@ struct Options {
   uint64_t max_zip_bytes = 50ull * 1024 * 1024;        // 52428800, as AWS
   uint64_t max_unzipped_bytes = 250ull * 1024 * 1024;  // 262144000, as AWS
   uint64_t max_environment_bytes = 4096;
+  // Container-image functions (PackageType Image) resolve ImageUri here; null = refused.
+  image::ImageStore* images = nullptr;
+};
+
+// ImageConfig of a container-image function: overrides of the image's own config.
+struct ImageOverrides {
+  std::optional<std::vector<std::string>> entry_point, command;
+  std::optional<std::string> working_directory;
+  bool empty() const { return !entry_point && !command && !working_directory; }
+  bool operator==(const ImageOverrides&) const = default;
 };
 
 inline constexpr char kLatest[] = "$LATEST";
@@ -75,8 +89,13 @@ struct FunctionConfig {
   int memory_size = 128;
   int ephemeral_storage = 512;
   std::map<std::string, std::string> environment;
-  std::string code_digest;  // "sha256:<hex>" in the BlobStore
+  std::string code_digest;  // "sha256:<hex>" in the BlobStore (Image: the image manifest)
   uint64_t code_size = 0;
+  // "Zip", or "Image": then code_digest is the resolved image manifest, image_uri what the
+  // caller named (REGISTRY/REPO:TAG or @DIGEST), and image_repository its repository.
+  std::string package_type = "Zip";
+  std::string image_uri, image_repository;
+  ImageOverrides image_config;
   std::string code_sha256;       // base64 of the raw SHA-256, as AWS reports it
   std::vector<LayerRef> layers;  // merged at /opt in this order (later ones on top)
   std::string dead_letter_arn;   // DeadLetterConfig.TargetArn: failed async events go there
@@ -98,6 +117,7 @@ struct FunctionSettings {
   std::optional<int> timeout, memory_size, ephemeral_storage;
   std::optional<std::map<std::string, std::string>> environment;
   std::optional<std::vector<std::string>> layers;  // layer version ARNs
+  std::optional<ImageOverrides> image_config;      // Image functions only
   std::optional<std::string> dead_letter_arn;      // "" removes it
 };
 
@@ -118,7 +138,8 @@ struct LayerVersion {
 struct CreateFunctionRequest {
   std::string name;
   FunctionSettings settings;
-  std::string zip;  // raw bytes
+  std::string zip;        // raw bytes
+  std::string image_uri;  // instead of `zip`: a container-image function
   bool publish = false;
   std::map<std::string, std::string> tags;
 };
@@ -222,6 +243,11 @@ class Lambda {
                                                           const std::string& zip,
                                                           const std::string& revision_id,
                                                           bool publish) = 0;
+  // UpdateFunctionCode with an ImageUri (Image functions only).
+  virtual base::Result<FunctionConfig> UpdateFunctionImage(const std::string& name,
+                                                           const std::string& image_uri,
+                                                           const std::string& revision_id,
+                                                           bool publish) = 0;
   virtual base::Result<FunctionConfig> UpdateFunctionConfiguration(
       const std::string& name, const FunctionSettings& settings,
       const std::string& revision_id) = 0;
