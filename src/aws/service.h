@@ -38,6 +38,13 @@ struct Call {
   bool secure = false;
   base::SystemTime now;
   Authorizer* authorizer = nullptr;  // nullptr = allow everything (tests, dev mode)
+  // For header-signed requests with a STREAMING-* (aws-chunked) payload: what the chunk
+  // signatures chain from. Unset otherwise (and in dev mode without valid signatures).
+  struct ChunkSigning {
+    std::string key;  // the SigV4 signing key
+    std::string seed_signature, amz_date, scope;
+  };
+  std::optional<ChunkSigning> chunk_signing;
 
   // Checks that the caller may perform `action` ("iam:CreateUser") on `resource` (an ARN
   // or "*"). Returns the AccessDenied error to send back when not.

@@ -1,10 +1,14 @@
 // XmlWriter — builds the small XML documents the Query and S3 protocols answer with.
 // Escapes text and attribute values; does not validate names (callers pass literals).
+// ParseXml — reads the small request documents S3 takes (CompleteMultipartUpload, Delete,
+// NotificationConfiguration, ...) into a tree.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "base/status.h"
 
 namespace aws {
 
@@ -26,5 +30,23 @@ class XmlWriter {
   std::string out_;
   std::vector<std::string> open_;
 };
+
+// An element: its local name (any "prefix:" removed), its text (trimmed), its child
+// elements in document order. Attributes are dropped.
+struct XmlNode {
+  std::string name;
+  std::string text;
+  std::vector<XmlNode> children;
+
+  const XmlNode* Child(std::string_view name) const;  // the first child so named, or null
+  std::vector<const XmlNode*> Children(std::string_view name) const;
+  std::string ChildText(std::string_view name, std::string_view fallback = {}) const;
+};
+
+// Parses a document (its root element). InvalidArgument on malformed XML, on more than
+// `max_depth` nested elements or on a document over `max_bytes`. No DTDs, no entities beyond
+// the predefined five and character references.
+base::Result<XmlNode> ParseXml(std::string_view text, size_t max_bytes = 4 << 20,
+                               int max_depth = 32);
 
 }  // namespace aws

@@ -10,6 +10,7 @@
 namespace base {
 
 std::string ToLower(std::string_view s);
+std::string ToUpper(std::string_view s);  // ASCII only
 std::string_view Trim(std::string_view s);
 // Splits on `sep`; keeps empty pieces.
 std::vector<std::string_view> Split(std::string_view s, char sep);

@@ -173,6 +173,43 @@ class SqsDestinations : public lambda::DestinationSink, public lambda::QueueSour
   sqs::Queues* queues_;
 };
 
+// S3 event notifications to functions (asynchronous invokes) and queues.
+class S3Notifications : public s3::NotificationSink {
+ public:
+  S3Notifications(lambda::Lambda* lambda, lambda::AsyncQueue* async, SqsDestinations* queues,
+                  std::string account_id)
+      : lambda_(lambda), async_(async), queues_(queues), account_id_(std::move(account_id)) {}
+
+  base::Status Validate(const std::string& arn, const std::string& bucket) override {
+    if (arn.rfind("arn:aws:lambda:", 0) == 0)
+      return lambda::CheckServiceInvoke(*lambda_, arn, "s3.amazonaws.com",
+                                        "arn:aws:s3:::" + bucket, account_id_);
+    if (arn.rfind("arn:aws:sqs:", 0) == 0) return queues_->Check(arn);
+    return base::InvalidArgument("unsupported destination " + arn);
+  }
+
+  base::Status Deliver(const std::string& arn, const std::string& event_json) override {
+    if (arn.rfind("arn:aws:sqs:", 0) == 0) return queues_->Send(arn, event_json, {});
+    lambda::InvokeRequest req;
+    std::string qualifier;
+    if (!lambda::ParseFunctionArn(arn, &req.function_name, &qualifier))
+      return base::NotFound("not a destination: " + arn);
+    req.qualifier = qualifier;
+    req.type = lambda::InvocationType::kEvent;
+    req.payload = event_json;
+    std::promise<base::Result<std::string>> p;
+    auto f = p.get_future();
+    async_->Enqueue(std::move(req), [&p](base::Result<std::string> r) { p.set_value(std::move(r)); });
+    return f.get().status();
+  }
+
+ private:
+  lambda::Lambda* lambda_;
+  lambda::AsyncQueue* async_;
+  SqsDestinations* queues_;
+  std::string account_id_;
+};
+
 // The asynchronous invocation queue's counters for /metrics.
 std::string AsyncMetrics(const lambda::AsyncStats& s) {
   std::string out;
@@ -304,10 +341,6 @@ class AppImpl : public App {
       return lambda::RoleCredentials{s.access_key_id, s.secret, s.token};
     };
     ASSIGN_OR_RETURN(invoker_, lambda::MakeInvoker(inv));
-    s3::Options s3opts;
-    s3opts.region = config.region;
-    ASSIGN_OR_RETURN(objects_, s3::OpenObjectStore(store_.get(), blobs_.get(), s3opts));
-    s3_service_ = s3::MakeS3Service(*objects_);
     sqs::Options qopts;
     qopts.account_id = config.account_id;
     qopts.region = config.region;
@@ -324,6 +357,15 @@ class AppImpl : public App {
     aq.throttle_delay = std::chrono::milliseconds(config.lambda_async_throttle_delay_ms);
     aq.max_in_flight = static_cast<int>(config.lambda_account_concurrency);
     ASSIGN_OR_RETURN(async_, lambda::StartAsyncQueue(aq));
+    s3_notifications_ = std::make_unique<S3Notifications>(lambda_.get(), async_.get(),
+                                                          sqs_destinations_.get(),
+                                                          config.account_id);
+    s3::Options s3opts;
+    s3opts.region = config.region;
+    s3opts.account_id = config.account_id;
+    s3opts.sink = s3_notifications_.get();
+    ASSIGN_OR_RETURN(objects_, s3::OpenObjectStore(store_.get(), blobs_.get(), s3opts));
+    s3_service_ = s3::MakeS3Service(*objects_);
     lambda::EsmOptions eo;
     eo.lambda = lambda_.get();
     eo.invoker = invoker_.get();
@@ -384,6 +426,7 @@ class AppImpl : public App {
     // Function environments first: their runtimes' waiting requests are answered and
     // their sockets closed, so the listener's drain does not wait for them. The async
     // queue stops dispatching before that (its events stay queued for the next start).
+    if (objects_) objects_->Shutdown();  // its dispatcher hands events to the async queue
     if (async_) async_->Shutdown();
     if (queues_) queues_->Shutdown();  // answers long polls, so the drain does not wait
     if (esm_) esm_->Shutdown();
@@ -399,6 +442,7 @@ class AppImpl : public App {
     compact_cv_.notify_all();
     if (compactor_.joinable()) compactor_.join();
     // Order: no more requests, then services, then the store (flushes and closes).
+    if (objects_) objects_->Shutdown();
     if (async_) async_->Shutdown();
     if (queues_) queues_->Shutdown();
     if (esm_) esm_->Shutdown();
@@ -418,6 +462,7 @@ class AppImpl : public App {
     sqs_service_.reset();
     s3_service_.reset();
     objects_.reset();
+    s3_notifications_.reset();
     if (queues_) queues_->Shutdown();
     queues_.reset();
     invoker_.reset();
@@ -491,6 +536,7 @@ class AppImpl : public App {
   std::unique_ptr<aws::Service> s3_service_;
   std::unique_ptr<aws::Service> sqs_service_;
   std::unique_ptr<SqsDestinations> sqs_destinations_;
+  std::unique_ptr<S3Notifications> s3_notifications_;
   std::unique_ptr<aws::Service> lambda_service_;
   std::unique_ptr<ecr::Ecr> ecr_;
   std::unique_ptr<aws::Service> ecr_service_;

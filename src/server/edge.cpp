@@ -234,6 +234,16 @@ void Edge::Handle(http::Request&& req, http::Responder respond) {
     call->access_key_id = ok.credential.access_key_id;
     if (!ok.sig.region.empty()) call->region = ok.sig.region;
     if (!call->principal.account_id.empty()) call->account_id = call->principal.account_id;
+    const std::string* payload = req.Find("x-amz-content-sha256");
+    if (payload && payload->rfind("STREAMING-", 0) == 0 && !ok.sig.presigned) {
+      aws::Call::ChunkSigning cs;
+      cs.key = auth::SigningKey(ok.credential.secret_access_key, ok.sig.date, ok.sig.region,
+                                ok.sig.service);
+      cs.seed_signature = ok.sig.signature;
+      cs.amz_date = ok.sig.amz_date;
+      cs.scope = ok.sig.date + "/" + ok.sig.region + "/" + ok.sig.service + "/aws4_request";
+      call->chunk_signing = std::move(cs);
+    }
   }
 
   if (it == services_.end()) {

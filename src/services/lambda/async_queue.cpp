@@ -114,24 +114,6 @@ std::string IsoNow() {
   return buf;
 }
 
-// "arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]" → name, qualifier.
-bool ParseFunctionArn(const std::string& arn, std::string* name, std::string* qualifier) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (true) {
-    size_t colon = arn.find(':', start);
-    parts.push_back(arn.substr(start, colon == std::string::npos ? colon : colon - start));
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
-  if (parts.size() < 7 || parts.size() > 8 || parts[0] != "arn" || parts[2] != "lambda" ||
-      parts[5] != "function" || parts[6].empty())
-    return false;
-  *name = parts[6];
-  *qualifier = parts.size() == 8 ? parts[7] : "";
-  return true;
-}
-
 // The outcome of one attempt, computed on the invoker's thread.
 struct Completion {
   Event event;
@@ -632,6 +614,23 @@ Result<std::unique_ptr<AsyncQueue>> StartAsyncQueue(const AsyncQueueOptions& opt
   auto q = std::make_unique<AsyncQueueImpl>(options);
   RETURN_IF_ERROR(q->Start());
   return std::unique_ptr<AsyncQueue>(std::move(q));
+}
+
+bool ParseFunctionArn(const std::string& arn, std::string* name, std::string* qualifier) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t colon = arn.find(':', start);
+    parts.push_back(arn.substr(start, colon == std::string::npos ? colon : colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  if (parts.size() < 7 || parts.size() > 8 || parts[0] != "arn" || parts[2] != "lambda" ||
+      parts[5] != "function" || parts[6].empty())
+    return false;
+  *name = parts[6];
+  *qualifier = parts.size() == 8 ? parts[7] : "";
+  return true;
 }
 
 }  // namespace lambda

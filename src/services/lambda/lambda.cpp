@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "auth/policy.h"
 #include "base/crypto.h"
 #include "base/ids.h"
 #include "base/strings.h"
@@ -1675,6 +1676,28 @@ base::Result<std::unique_ptr<Lambda>> OpenLambda(store::Store* store, store::Blo
                                                  const Options& options) {
   if (!store || !blobs) return base::InvalidArgument("OpenLambda: store and blob store required");
   return std::unique_ptr<Lambda>(std::make_unique<LambdaImpl>(store, blobs, options));
+}
+
+base::Status CheckServiceInvoke(Lambda& lambda, const std::string& arn,
+                                const std::string& service, const std::string& source_arn,
+                                const std::string& source_account) {
+  std::string name, qualifier;
+  if (!ParseFunctionArn(arn, &name, &qualifier)) return base::NotFound("not a function ARN");
+  ASSIGN_OR_RETURN(FunctionDetails fn, lambda.GetFunction(name, qualifier));
+  auto doc = lambda.GetPolicy(name, qualifier);
+  if (!doc.ok()) return base::PermissionDenied("function " + name + " has no resource policy");
+  ASSIGN_OR_RETURN(auth::Policy policy, auth::ParsePolicy(doc->first, auth::PolicyKind::kResource));
+  auth::AuthzRequest az;
+  az.action = "lambda:InvokeFunction";
+  az.resource = arn;
+  az.context["aws:principalservicename"] = {service};
+  az.context["aws:sourcearn"] = {source_arn};
+  az.context["aws:sourceaccount"] = {source_account};
+  if (auth::EvaluateResourcePolicy(policy, az) != auth::Decision::kAllow)
+    return base::PermissionDenied("the resource policy of " + name + " does not allow " +
+                                  service);
+  (void)fn;
+  return base::Status::Ok();
 }
 
 }  // namespace lambda

@@ -349,6 +349,17 @@ class Lambda {
                                      const std::vector<std::string>& keys) = 0;
 };
 
+// "arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]" → name, qualifier.
+bool ParseFunctionArn(const std::string& arn, std::string* name, std::string* qualifier);
+
+// Whether function `arn` exists and its resource-based policy lets the AWS service
+// `service` ("s3.amazonaws.com") invoke it on behalf of `source_arn` in `source_account`
+// (matched against aws:SourceArn / aws:SourceAccount conditions). NotFound when the function
+// is missing, PermissionDenied when the policy does not allow it.
+base::Status CheckServiceInvoke(Lambda& lambda, const std::string& arn,
+                                const std::string& service, const std::string& source_arn,
+                                const std::string& source_account);
+
 // `store` and `blobs` must outlive the returned Lambda.
 base::Result<std::unique_ptr<Lambda>> OpenLambda(store::Store* store, store::BlobStore* blobs,
                                                  const Options& options);

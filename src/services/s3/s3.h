@@ -2,12 +2,14 @@
 // shared between keys with the same bytes), metadata in the Store, written in one txn with
 // the blob reference, so an object is visible exactly when it is durable.
 //
-// Store layout: /s3/b/<bucket> → bucket record; /s3/o/<bucket>/<key> → object record.
-// Blob references: owner "s3/<bucket>/<key>".
+// Store layout: /s3/b/<bucket> → bucket record (region, notification rules);
+// /s3/o/<bucket>/<key> → object record; /s3/u/<bucket>/<upload id> → a multipart upload,
+// /s3/p/<upload id>/<part, 5 digits> → its parts; /s3/evq/<sequencer> → an event
+// notification not yet handed to its destination (written in the txn that changed the
+// object, so an acknowledged change's notification survives a crash).
+// Blob references: owner "s3/<bucket>/<key>" (objects), "s3mp/<upload id>/<part>" (parts).
 //
-// First slice of the S3 API (issue: events, point 1): buckets, single-request objects,
-// ranges, metadata, listings. Multipart uploads, aws-chunked bodies, versioning, policies and
-// notifications are not here yet.
+// Versioning and bucket policies are not here yet.
 //
 // Threading: all methods are thread-safe.
 #pragma once
@@ -26,9 +28,34 @@
 
 namespace s3 {
 
+// Delivers event notifications (implemented in server/ over Lambda and SQS). Thread-safe.
+class NotificationSink {
+ public:
+  virtual ~NotificationSink() = default;
+  // Whether events of `bucket` can go to `arn` (a function that lets s3.amazonaws.com
+  // invoke it, an existing queue). An error names the reason.
+  virtual base::Status Validate(const std::string& arn, const std::string& bucket) = 0;
+  // Hands one event document to `arn`; Ok once the destination holds it durably. NotFound
+  // when the destination is gone (the event is dropped), other errors are retried.
+  virtual base::Status Deliver(const std::string& arn, const std::string& event_json) = 0;
+};
+
+// S3's minimum size of every part but the last.
+inline constexpr uint64_t kMinPartSize = 5ull << 20;
+
 struct Options {
   std::string region = "us-east-1";
+  uint64_t min_part_size = kMinPartSize;  // a test knob
+  std::string account_id = "000000000000";
   base::Clock* clock = nullptr;
+  NotificationSink* sink = nullptr;  // null: notification configurations are refused
+};
+
+// Who changed an object, for event records.
+struct Requester {
+  std::string principal_id;  // "AWS:AIDA…" or the account id for root
+  std::string source_ip;
+  std::string request_id;
 };
 
 struct ObjectInfo {
@@ -39,8 +66,54 @@ struct ObjectInfo {
   std::string content_type;
   std::map<std::string, std::string> headers;   // Cache-Control, Content-Disposition, ...
   std::map<std::string, std::string> metadata;  // x-amz-meta-* (lower-case names, no prefix)
+  std::map<std::string, std::string> checksums;  // "CRC32" → base64, as received and verified
+  int parts_count = 0;                           // > 0 for objects made by multipart uploads
   int64_t last_modified_ms = 0;
 };
+
+struct UploadInfo {
+  std::string upload_id;
+  std::string bucket, key;
+  ObjectInfo meta;  // content type, headers, metadata given at CreateMultipartUpload
+  std::string checksum_algorithm;
+  std::string initiator;  // principal ARN
+  int64_t initiated_ms = 0;
+};
+
+struct PartInfo {
+  int number = 0;
+  std::string digest;
+  uint64_t size = 0;
+  std::string etag;  // quoted hex MD5
+  std::map<std::string, std::string> checksums;
+  int64_t last_modified_ms = 0;
+};
+
+struct ListPartsResult {
+  UploadInfo upload;
+  std::vector<PartInfo> parts;
+  bool truncated = false;
+  int next_marker = 0;
+};
+
+struct ListUploadsRequest {
+  std::string prefix, key_marker, upload_id_marker;
+  int max_uploads = 1000;
+};
+struct ListUploadsResult {
+  std::vector<UploadInfo> uploads;
+  bool truncated = false;
+};
+
+// One destination of a bucket's notification configuration.
+struct NotificationRule {
+  std::string kind;  // "Lambda" or "Queue"
+  std::string id;
+  std::string arn;
+  std::vector<std::string> events;  // "s3:ObjectCreated:*", "s3:ObjectRemoved:Delete", …
+  std::string prefix, suffix;       // key filter rules
+};
+
 
 struct BucketInfo {
   std::string name;
@@ -70,15 +143,62 @@ class ObjectStore {
   virtual base::Result<std::vector<BucketInfo>> ListBuckets() = 0;
 
   virtual base::Result<ObjectInfo> PutObject(const std::string& bucket, const std::string& key,
-                                             std::string_view data, ObjectInfo meta) = 0;
+                                             std::string_view data, ObjectInfo meta,
+                                             const Requester& who = {}) = 0;
+  // Copies by reference (the bytes are shared). `meta`: replace the metadata (REPLACE),
+  // else the source's is kept (COPY).
+  virtual base::Result<ObjectInfo> CopyObject(const std::string& src_bucket,
+                                              const std::string& src_key,
+                                              const std::string& bucket, const std::string& key,
+                                              std::optional<ObjectInfo> meta,
+                                              const Requester& who = {}) = 0;
   virtual base::Result<ObjectInfo> HeadObject(const std::string& bucket,
                                               const std::string& key) = 0;
   // Ok when the key does not exist (as S3).
-  virtual base::Status DeleteObject(const std::string& bucket, const std::string& key) = 0;
+  virtual base::Status DeleteObject(const std::string& bucket, const std::string& key,
+                                    const Requester& who = {}) = 0;
   virtual base::Result<ListResult> List(const std::string& bucket, const ListRequest& req) = 0;
   // The file holding an object's bytes (for sendfile).
   virtual std::string PathOf(const ObjectInfo& info) const = 0;
   virtual base::Result<std::string> Read(const ObjectInfo& info) = 0;
+  virtual base::Result<std::string> ReadRange(const ObjectInfo& info, uint64_t offset,
+                                              uint64_t length) = 0;
+
+  // Multipart uploads. Errors: NoSuchUpload, InvalidPart, InvalidPartOrder, EntityTooSmall,
+  // InvalidArgument (part numbers outside 1–10,000).
+  virtual base::Result<UploadInfo> CreateUpload(const std::string& bucket,
+                                                const std::string& key, ObjectInfo meta,
+                                                const std::string& checksum_algorithm,
+                                                const std::string& initiator) = 0;
+  virtual base::Result<PartInfo> UploadPart(const std::string& bucket, const std::string& key,
+                                            const std::string& upload_id, int part_number,
+                                            std::string_view data,
+                                            std::map<std::string, std::string> checksums) = 0;
+  // `parts`: (number, ETag) in the request's order. The object's bytes are the parts'
+  // concatenated; its ETag is the MD5 of their MD5s, "-<count>".
+  virtual base::Result<ObjectInfo> CompleteUpload(const std::string& bucket,
+                                                  const std::string& key,
+                                                  const std::string& upload_id,
+                                                  const std::vector<std::pair<int, std::string>>& parts,
+                                                  const Requester& who = {}) = 0;
+  virtual base::Status AbortUpload(const std::string& bucket, const std::string& key,
+                                   const std::string& upload_id) = 0;
+  virtual base::Result<ListPartsResult> ListParts(const std::string& bucket,
+                                                  const std::string& key,
+                                                  const std::string& upload_id, int marker,
+                                                  int max_parts) = 0;
+  virtual base::Result<ListUploadsResult> ListUploads(const std::string& bucket,
+                                                      const ListUploadsRequest& req) = 0;
+
+  // Notification configuration: every destination is validated with the sink first.
+  virtual base::Status PutNotifications(const std::string& bucket,
+                                        std::vector<NotificationRule> rules,
+                                        const Requester& who = {}) = 0;
+  virtual base::Result<std::vector<NotificationRule>> GetNotifications(
+      const std::string& bucket) = 0;
+
+  // Stops the notification dispatcher (events not yet delivered stay queued).
+  virtual void Shutdown() = 0;
 };
 
 base::Result<std::unique_ptr<ObjectStore>> OpenObjectStore(store::Store* store,
