@@ -11,7 +11,7 @@ build_pkgs=(build-essential cmake ninja-build ccache pkg-config clang-format
 # End-to-end tests drive the server with Debian's boto3 and aws CLI; sandbox tests need
 # busybox-static roots and iproute2; registry tests push and pull with skopeo and build
 # OCI layouts with umoci.
-test_pkgs=(python3 python3-boto3 awscli curl busybox-static iproute2 util-linux skopeo umoci)
+test_pkgs=(python3 python3-boto3 python3-pil awscli curl busybox-static iproute2 util-linux skopeo umoci)
 bench_pkgs=(wrk nginx-light runc python3 python3-botocore curl busybox-static docker-registry)
 
 pkgs=("${build_pkgs[@]}")

@@ -57,7 +57,7 @@ Error FromStatus(const base::Status& s, const std::string& bucket, const std::st
   } else if (code == "InvalidPart" || code == "InvalidPartOrder" || code == "EntityTooSmall" ||
              code == "InvalidArgument" || code == "MalformedXML" || code == "IncompleteBody" ||
              code == "InvalidRequest" || code == "UserKeyMustBeSpecified" ||
-             code == "BadDigest") {
+             code == "BadDigest" || code == "InvalidTag") {
     status = 400;
   } else if (code == "SignatureDoesNotMatch" || code == "AccessDenied") {
     status = 403;
@@ -323,7 +323,7 @@ class S3Service : public aws::Service {
       call.operation = "CreateMultipartUpload";
       if (c.Deny("s3:PutObject", c.object_arn)) return;
       ObjectInfo meta;
-      if (!MetaFromHeaders(c, &meta)) return;
+      if (!MetaFromHeaders(c, &meta) || !TagsFromHeader(c, &meta.tags)) return;
       std::string alg;
       if (const std::string* a = c.req.Find("x-amz-checksum-algorithm")) {
         alg = base::ToUpper(*a);
@@ -361,7 +361,8 @@ class S3Service : public aws::Service {
       if (c.Deny("s3:ListMultipartUploadParts", c.object_arn)) return;
       return ListParts(c);
     }
-    for (const char* sub : {"acl", "tagging", "retention", "legal-hold", "torrent", "attributes",
+    if (c.q.Has("tagging")) return ObjectTagging(c);
+    for (const char* sub : {"acl", "retention", "legal-hold", "torrent", "attributes",
                             "restore", "select"})
       if (c.q.Has(sub)) return c.Fail(NotImplemented(std::string("?") + sub));
     if (m == "PUT" && c.req.Find("x-amz-copy-source")) {
@@ -375,7 +376,7 @@ class S3Service : public aws::Service {
       std::map<std::string, std::string> sums;
       if (!DecodeBody(c, &data, &sums)) return;
       ObjectInfo meta;
-      if (!MetaFromHeaders(c, &meta)) return;
+      if (!MetaFromHeaders(c, &meta) || !TagsFromHeader(c, &meta.tags)) return;
       meta.checksums = sums;
       auto out = s_.PutObject(c.bucket, c.key, data, meta, c.who);
       if (!out.ok()) return c.FailStatus(out.status());
@@ -405,6 +406,77 @@ class S3Service : public aws::Service {
     }
     return c.Fail(S3Error(405, "MethodNotAllowed",
                           "The specified method is not allowed against this resource."));
+  }
+
+  // Tags from an x-amz-tagging header ("k=v&k2=v2"); false (answered) when invalid.
+  bool TagsFromHeader(const Ctx& c, std::map<std::string, std::string>* tags) {
+    const std::string* h = c.req.Find("x-amz-tagging");
+    if (!h) return true;
+    auto parsed = base::ParseQuery(*h);
+    if (!parsed) {
+      c.Fail(S3Error(400, "InvalidArgument", "The header 'x-amz-tagging' shall be encoded as "
+                                             "UTF-8 then URLEncoded URL query parameters without "
+                                             "tag name duplicates."));
+      return false;
+    }
+    for (auto& [k, v] : *parsed) (*tags)[k] = v;
+    return ValidTags(c, *tags);
+  }
+  bool ValidTags(const Ctx& c, const std::map<std::string, std::string>& tags) {
+    if (tags.size() > 10) {
+      c.Fail(S3Error(400, "BadRequest", "Object tags cannot be greater than 10"));
+      return false;
+    }
+    for (const auto& [k, v] : tags)
+      if (k.empty() || k.size() > 128 || v.size() > 256) {
+        c.Fail(S3Error(400, "InvalidTag", "The TagKey you have provided is invalid"));
+        return false;
+      }
+    return true;
+  }
+
+  void ObjectTagging(Ctx& c) {
+    const std::string& m = c.req.method;
+    if (m == "GET") {
+      c.call.operation = "GetObjectTagging";
+      if (c.Deny("s3:GetObjectTagging", c.object_arn)) return;
+      auto o = s_.HeadObject(c.bucket, c.key);
+      if (!o.ok()) return c.FailStatus(o.status());
+      aws::XmlWriter w;
+      w.Declaration().Open("Tagging", kXmlns).Open("TagSet");
+      for (const auto& [k, v] : o->tags) w.Open("Tag").Element("Key", k).Element("Value", v).Close();
+      return c.respond(XmlDone(c.call, w.Finish()));
+    }
+    std::map<std::string, std::string> tags;
+    if (m == "PUT") {
+      c.call.operation = "PutObjectTagging";
+      if (c.Deny("s3:PutObjectTagging", c.object_arn)) return;
+      std::string data;
+      std::map<std::string, std::string> sums;
+      if (!DecodeBody(c, &data, &sums)) return;
+      auto doc = aws::ParseXml(data);
+      const aws::XmlNode* set = doc.ok() ? doc->Child("TagSet") : nullptr;
+      if (!doc.ok() || doc->name != "Tagging" || !set) return c.Fail(MalformedXml());
+      for (const aws::XmlNode* t : set->Children("Tag")) {
+        std::string k = t->ChildText("Key");
+        if (tags.count(k))
+          return c.Fail(S3Error(400, "InvalidTag", "Cannot provide multiple Tags with the same key",
+                                {{"TagKey", k}}));
+        tags[k] = t->ChildText("Value");
+      }
+      if (!ValidTags(c, tags)) return;
+    } else if (m == "DELETE") {
+      c.call.operation = "DeleteObjectTagging";
+      if (c.Deny("s3:DeleteObjectTagging", c.object_arn)) return;
+    } else {
+      return c.Fail(S3Error(405, "MethodNotAllowed",
+                            "The specified method is not allowed against this resource."));
+    }
+    base::Status st = s_.SetTags(c.bucket, c.key, std::move(tags));
+    if (!st.ok()) return c.FailStatus(st);
+    http::Response r;
+    if (m == "DELETE") r.status = 204;
+    return c.respond(Done(c.call, std::move(r)));
   }
 
   static Error MalformedXml() {
@@ -582,7 +654,18 @@ class S3Service : public aws::Service {
                             "to itself without changing the object's metadata, storage class, "
                             "website redirect location or encryption attributes."));
     }
-    auto out = s_.CopyObject(sb, sk, c.bucket, c.key, meta, c.who);
+    std::optional<std::map<std::string, std::string>> tags;
+    if (const std::string* td = c.req.Find("x-amz-tagging-directive")) {
+      if (*td != "COPY" && *td != "REPLACE")
+        return c.Fail(S3Error(400, "InvalidArgument", "Unknown tagging directive.",
+                              {{"ArgumentName", "x-amz-tagging-directive"},
+                               {"ArgumentValue", *td}}));
+      if (*td == "REPLACE") {
+        tags.emplace();
+        if (!TagsFromHeader(c, &*tags)) return;
+      }
+    }
+    auto out = s_.CopyObject(sb, sk, c.bucket, c.key, meta, c.who, tags);
     if (!out.ok()) return c.FailStatus(out.status());
     aws::XmlWriter w;
     w.Declaration().Open("CopyObjectResult", kXmlns);
@@ -969,6 +1052,7 @@ class S3Service : public aws::Service {
     r.Set("Accept-Ranges", "bytes");
     for (const auto& [k, v] : o.headers) r.Set(k, v);
     for (const auto& [k, v] : o.metadata) r.Set("x-amz-meta-" + k, v);
+    if (!o.tags.empty()) r.Set("x-amz-tagging-count", std::to_string(o.tags.size()));
     const std::string* mode = req.Find("x-amz-checksum-mode");
     if (mode && base::ToUpper(*mode) == "ENABLED" && !req.Find("Range"))
       for (const auto& [alg, v] : o.checksums) r.Set("x-amz-checksum-" + base::ToLower(alg), v);

@@ -58,6 +58,7 @@ json ObjToJson(const ObjectInfo& o) {
               {"headers", o.headers},
               {"meta", o.metadata},
               {"sums", o.checksums},
+              {"tags", o.tags},
               {"parts", o.parts_count},
               {"modified", o.last_modified_ms}};
 }
@@ -76,6 +77,7 @@ Result<ObjectInfo> ObjFromJson(const std::string& key, const std::string& s) {
     o.metadata = j.at("meta").get<std::map<std::string, std::string>>();
     o.last_modified_ms = j.at("modified").get<int64_t>();
     o.checksums = j.value("sums", std::map<std::string, std::string>{});
+    o.tags = j.value("tags", std::map<std::string, std::string>{});
     o.parts_count = j.value("parts", 0);
   } catch (const json::exception& e) {
     return base::Corruption(std::string("s3: bad object record: ") + e.what());
@@ -246,7 +248,8 @@ class ObjectStoreImpl : public ObjectStore {
 
   Result<ObjectInfo> CopyObject(const std::string& src_bucket, const std::string& src_key,
                                 const std::string& bucket, const std::string& key,
-                                std::optional<ObjectInfo> meta, const Requester& who) override {
+                                std::optional<ObjectInfo> meta, const Requester& who,
+                                std::optional<std::map<std::string, std::string>> tags) override {
     RETURN_IF_ERROR(CheckKey(key));
     ASSIGN_OR_RETURN(ObjectInfo src, HeadObject(src_bucket, src_key));
     RETURN_IF_ERROR(LoadBucket(bucket).status());
@@ -256,6 +259,7 @@ class ObjectStoreImpl : public ObjectStore {
       out.headers = meta->headers;
       out.metadata = meta->metadata;
     }
+    if (tags) out.tags = *tags;
     out.key = key;
     // The source's bytes must still be referenced when the copy's reference is added.
     std::vector<store::Compare> guard = {blobs_->AddRefGuard(src.digest)};
@@ -341,6 +345,25 @@ class ObjectStoreImpl : public ObjectStore {
   Result<std::string> ReadRange(const ObjectInfo& info, uint64_t offset,
                                 uint64_t length) override {
     return blobs_->ReadRange(info.digest, offset, length);
+  }
+
+  Status SetTags(const std::string& bucket, const std::string& key,
+                 std::map<std::string, std::string> tags) override {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      ASSIGN_OR_RETURN(auto kv, store_->Get(ObjKey(bucket, key)));
+      if (!kv) {
+        RETURN_IF_ERROR(LoadBucket(bucket).status());
+        return base::NotFound("NoSuchKey: The specified key does not exist.");
+      }
+      ASSIGN_OR_RETURN(ObjectInfo o, ObjFromJson(key, kv->value));
+      o.tags = tags;
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
+      txn.success.push_back(store::Op::Put(kv->key, Dump(ObjToJson(o))));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return Status::Ok();
+    }
+    return base::Aborted("s3: too many concurrent writes to " + key);
   }
 
   // ---- Multipart uploads ----

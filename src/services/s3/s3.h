@@ -67,6 +67,7 @@ struct ObjectInfo {
   std::map<std::string, std::string> headers;   // Cache-Control, Content-Disposition, ...
   std::map<std::string, std::string> metadata;  // x-amz-meta-* (lower-case names, no prefix)
   std::map<std::string, std::string> checksums;  // "CRC32" → base64, as received and verified
+  std::map<std::string, std::string> tags;       // object tags (x-amz-tagging, ?tagging)
   int parts_count = 0;                           // > 0 for objects made by multipart uploads
   int64_t last_modified_ms = 0;
 };
@@ -151,7 +152,9 @@ class ObjectStore {
                                               const std::string& src_key,
                                               const std::string& bucket, const std::string& key,
                                               std::optional<ObjectInfo> meta,
-                                              const Requester& who = {}) = 0;
+                                              const Requester& who = {},
+                                              std::optional<std::map<std::string, std::string>>
+                                                  tags = std::nullopt) = 0;
   virtual base::Result<ObjectInfo> HeadObject(const std::string& bucket,
                                               const std::string& key) = 0;
   // Ok when the key does not exist (as S3).
@@ -163,6 +166,10 @@ class ObjectStore {
   virtual base::Result<std::string> Read(const ObjectInfo& info) = 0;
   virtual base::Result<std::string> ReadRange(const ObjectInfo& info, uint64_t offset,
                                               uint64_t length) = 0;
+
+  // Replaces an object's tag set.
+  virtual base::Status SetTags(const std::string& bucket, const std::string& key,
+                               std::map<std::string, std::string> tags) = 0;
 
   // Multipart uploads. Errors: NoSuchUpload, InvalidPart, InvalidPartOrder, EntityTooSmall,
   // InvalidArgument (part numbers outside 1–10,000).
