@@ -373,9 +373,23 @@ class AppImpl : public App {
     eo.queues = sqs_destinations_.get();
     eo.region = config.region;
     ASSIGN_OR_RETURN(esm_, lambda::StartEventSourceMappings(eo));
-    lambda_service_ =
-        lambda::MakeLambdaService(*lambda_, invoker_.get(), async_.get(),
-                                  "localhost:" + std::to_string(http_->port()), esm_.get());
+    // Deployment packages from S3, read with the caller's permissions (as Lambda does).
+    auto fetch_code = [this](const aws::Call& caller, const std::string& bucket,
+                             const std::string& key,
+                             const std::string& version) -> base::Result<std::string> {
+      if (!version.empty() && version != "null")
+        return base::NotFound("NoSuchVersion: The specified version does not exist.");
+      if (caller.Authorize("s3:GetObject", "arn:aws:s3:::" + bucket + "/" + key, {}))
+        return base::PermissionDenied("AccessDenied: Access Denied");
+      ASSIGN_OR_RETURN(s3::ObjectInfo o, objects_->HeadObject(bucket, key));
+      if (o.size > 250ull << 20)
+        return base::InvalidArgument("EntityTooLarge: Unzipped size must be smaller than "
+                                     "262144000 bytes");
+      return objects_->Read(o);
+    };
+    lambda_service_ = lambda::MakeLambdaService(*lambda_, invoker_.get(), async_.get(),
+                                                "localhost:" + std::to_string(http_->port()),
+                                                esm_.get(), fetch_code);
     function_urls_ = std::make_unique<lambda::FunctionUrls>(*lambda_, *invoker_);
 
     credentials_ =

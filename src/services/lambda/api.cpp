@@ -415,14 +415,45 @@ std::optional<aws::Error> ReadSettings(const json& body, FunctionSettings* s) {
   return std::nullopt;
 }
 
-// Decodes {"ZipFile": base64} (as boto3 and the CLI send it).
-Outcome<std::string> ReadZip(const json& code_obj) {
+// Decodes {"ZipFile": base64} (as boto3 and the CLI send it), or fetches
+// {"S3Bucket", "S3Key", "S3ObjectVersion"} with `fetch` as the caller.
+Outcome<std::string> ReadZip(const json& code_obj, const S3CodeFetcher& fetch,
+                             const aws::Call& call) {
   if (!code_obj.is_object()) return TypeError("Code", "an object").value();
-  if (code_obj.contains("S3Bucket") || code_obj.contains("S3Key"))
-    return InvalidParameter(
-        "Code from S3 (S3Bucket/S3Key) is not supported yet by this server; upload ZipFile.");
   if (code_obj.contains("ImageUri"))
     return InvalidParameter("Container image functions are not supported yet by this server.");
+  if (code_obj.contains("S3Bucket") || code_obj.contains("S3Key")) {
+    auto str = [&](const char* k) {
+      auto it = code_obj.find(k);
+      return it != code_obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    std::string bucket = str("S3Bucket"), key = str("S3Key"), version = str("S3ObjectVersion");
+    if (bucket.empty() || key.empty())
+      return InvalidParameter("Please provide a source for function code.");
+    if (code_obj.contains("ZipFile"))
+      return InvalidParameter(
+          "Please do not provide other FunctionCode parameters when providing a ZipFile.");
+    if (!fetch) return InvalidParameter("Code from S3 is not available on this server.");
+    auto bytes = fetch(call, bucket, key, version);
+    if (!bytes.ok()) {
+      std::string m = bytes.status().message(), code = "InternalError";
+      size_t colon = m.find(": ");
+      if (colon != std::string::npos && colon < 40) {
+        code = m.substr(0, colon);
+        m = m.substr(colon + 2);
+      }
+      if (code == "AccessDenied")
+        return InvalidParameter(
+            "Your access has been denied by S3, please make sure your request credentials have "
+            "permission to GetObject for " + bucket + "/" + key +
+            ". S3 Error Code: AccessDenied. S3 Error Message: Access Denied");
+      if (code == "EntityTooLarge")
+        return aws::MakeError(400, "RequestEntityTooLargeException", m);
+      return InvalidParameter("Error occurred while GetObject. S3 Error Code: " + code +
+                              ". S3 Error Message: " + m);
+    }
+    return std::move(bytes).value();
+  }
   auto it = code_obj.find("ZipFile");
   if (it == code_obj.end() || !it->is_string())
     return InvalidParameter("Please provide a source for function code.");
@@ -601,8 +632,13 @@ std::optional<aws::Error> CheckVersionValue(const std::string& v) {
 class Routes {
  public:
   Routes(Lambda& lambda, Invoker* invoker, AsyncQueue* async, std::string url_host,
-         EventSourceMappings* esm)
-      : l_(lambda), invoker_(invoker), async_(async), url_host_(std::move(url_host)), esm_(esm) {}
+         EventSourceMappings* esm, S3CodeFetcher fetch_code)
+      : l_(lambda),
+        invoker_(invoker),
+        async_(async),
+        url_host_(std::move(url_host)),
+        esm_(esm),
+        fetch_code_(std::move(fetch_code)) {}
 
   // `self` is this object; every handler holds it so the routes live as long as the service.
   std::unique_ptr<aws::Service> Build(const std::shared_ptr<Routes>& self) {
@@ -759,7 +795,7 @@ class Routes {
     return ToError(l_, s, name);
   }
 
-  Outcome<RestResponse> CreateFunction(const RestRequest& req, Call&) {
+  Outcome<RestResponse> CreateFunction(const RestRequest& req, Call& call) {
     LAMBDA_BODY(body, req);
     CreateFunctionRequest cr;
     std::optional<std::string> name;
@@ -794,7 +830,7 @@ class Routes {
     auto code = body.find("Code");
     if (code == body.end() || code->is_null())
       return Validation("null", "code", "Member must not be null");
-    auto zip = ReadZip(*code);
+    auto zip = ReadZip(*code, fetch_code_, call);
     if (!zip.ok()) return zip.error();
     cr.zip = std::move(zip).value();
     LAMBDA_TRY_READ(ReadBool(body, "Publish", &cr.publish));
@@ -876,7 +912,7 @@ class Routes {
     return RestResponse::FromJson(j);
   }
 
-  Outcome<RestResponse> UpdateFunctionCode(const RestRequest& req, Call&) {
+  Outcome<RestResponse> UpdateFunctionCode(const RestRequest& req, Call& call) {
     LAMBDA_REF(ref, UnqualifiedRef(l_, req));
     LAMBDA_BODY(body, req);
     std::optional<std::string> revision, image_uri;
@@ -891,10 +927,9 @@ class Routes {
       if (!out.ok()) return Err(out.status(), ref.name);
       return RestResponse::FromJson(ConfigJson(l_, out.value()));
     }
-    if (body.contains("S3Bucket")) return ReadZip(body).error();
-    if (!body.contains("ZipFile"))
+    if (!body.contains("ZipFile") && !body.contains("S3Bucket"))
       return InvalidParameter("Please provide a source for function code.");
-    auto zip = ReadZip(body);
+    auto zip = ReadZip(body, fetch_code_, call);
     if (!zip.ok()) return zip.error();
     auto out = l_.UpdateFunctionCode(ref.name, zip.value(), revision.value_or(""), publish);
     if (!out.ok()) return Err(out.status(), ref.name);
@@ -1585,7 +1620,7 @@ class Routes {
     return std::nullopt;
   }
 
-  Outcome<RestResponse> PublishLayerVersion(const RestRequest& req, Call&) {
+  Outcome<RestResponse> PublishLayerVersion(const RestRequest& req, Call& call) {
     std::string name;
     LAMBDA_TRY_READ(LayerName(req, &name));
     LAMBDA_BODY(body, req);
@@ -1631,7 +1666,7 @@ class Routes {
     auto content = body.find("Content");
     if (content == body.end() || content->is_null())
       return Validation("null", "content", "Member must not be null");
-    auto zip = ReadZip(*content);
+    auto zip = ReadZip(*content, fetch_code_, call);
     if (!zip.ok()) return zip.error();
     auto out = l_.PublishLayerVersion(l, zip.value());
     if (!out.ok()) return Err(out.status());
@@ -1885,7 +1920,8 @@ class Routes {
       }
     }
     if (const std::string* cc = h.Find("X-Amz-Client-Context")) ir.client_context = *cc;
-    ir.payload = h.body;
+    // No payload is an empty JSON object to the function, as with Lambda.
+    ir.payload = h.body.empty() ? "{}" : h.body;
     std::string name = ir.function_name;
     Lambda* l = &l_;
     if (ir.type == InvocationType::kEvent && async_ != nullptr) {
@@ -1948,15 +1984,18 @@ class Routes {
   AsyncQueue* async_;
   std::string url_host_;
   EventSourceMappings* esm_;
+  S3CodeFetcher fetch_code_;
 };
 
 }  // namespace
 
 std::unique_ptr<aws::Service> MakeLambdaService(Lambda& lambda, Invoker* invoker, AsyncQueue* async,
                                                 const std::string& url_host,
-                                                EventSourceMappings* esm) {
+                                                EventSourceMappings* esm,
+                                                S3CodeFetcher fetch_code) {
   // The routes object owns nothing but references; it lives as long as the handlers do.
-  auto routes = std::make_shared<Routes>(lambda, invoker, async, url_host, esm);
+  auto routes =
+      std::make_shared<Routes>(lambda, invoker, async, url_host, esm, std::move(fetch_code));
   auto svc = routes->Build(routes);
   return svc;
 }
