@@ -386,6 +386,30 @@ class ServerImpl : public Server {
         }
         keep_alive = parser.get().keep_alive();
         req.body_sink = std::move(sink);
+      } else if (!ec && head.content_length() && *head.content_length() > 64 * 1024) {
+        // A large body of known length: read straight into a string sized once, in large
+        // pieces (string_body grows the string, zero-filling, a few KiB per read).
+        size_t length = static_cast<size_t>(*head.content_length());
+        bhttp::request_parser<bhttp::buffer_body> parser(std::move(head));
+        parser.body_limit(opts_.max_body_bytes);
+        std::string body(length, '\0');
+        if (buffer.capacity() < 256 * 1024) buffer.reserve(256 * 1024);
+        size_t filled = 0;
+        while (!ec && !parser.is_done()) {
+          parser.get().body().data = body.data() + filled;
+          parser.get().body().size = length - filled;
+          conn.stream.expires_after(opts_.read_timeout);
+          co_await bhttp::async_read(conn.stream, buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+          if (ec == bhttp::error::need_buffer) ec = {};
+          if (ec) break;
+          filled = length - parser.get().body().size;
+        }
+        if (!ec) {
+          keep_alive = parser.get().keep_alive();
+          body.resize(filled);
+          req.body = std::move(body);
+        }
       } else if (!ec) {
         bhttp::request_parser<bhttp::string_body> parser(std::move(head));
         parser.body_limit(opts_.max_body_bytes);
