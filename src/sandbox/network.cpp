@@ -347,6 +347,17 @@ Result<base::UniqueFd> ListenInNetns(int netns_fd, const std::string& ip, uint16
   });
 }
 
+Result<base::UniqueFd> BindUdpInNetns(int netns_fd, const std::string& ip, uint16_t port) {
+  ASSIGN_OR_RETURN(sockaddr_in addr, ParseAddr(ip, port));
+  return InNetns<base::UniqueFd>(netns_fd, [&]() -> Result<base::UniqueFd> {
+    base::UniqueFd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!s.valid()) return base::ErrnoError("netns: socket");
+    if (bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0)
+      return base::ErrnoError("netns: bind udp " + ip + ":" + std::to_string(port));
+    return s;
+  });
+}
+
 Result<base::UniqueFd> ConnectInNetns(int netns_fd, const std::string& ip, uint16_t port) {
   ASSIGN_OR_RETURN(sockaddr_in addr, ParseAddr(ip, port));
   return InNetns<base::UniqueFd>(netns_fd, [&]() -> Result<base::UniqueFd> {

@@ -57,6 +57,8 @@ base::Result<std::unique_ptr<NetworkAttachment>> AttachBridge(const NetworkSpec&
 
 // Runs on a short-lived thread that enters the namespace `netns_fd`, so the caller's
 // thread never changes namespace. The returned socket stays bound in that namespace.
+// A UDP socket bound to ip:port inside the namespace (a DNS responder's, say).
+base::Result<base::UniqueFd> BindUdpInNetns(int netns_fd, const std::string& ip, uint16_t port);
 base::Result<base::UniqueFd> ListenInNetns(int netns_fd, const std::string& ip, uint16_t port,
                                            int backlog);
 base::Result<base::UniqueFd> ConnectInNetns(int netns_fd, const std::string& ip, uint16_t port);

@@ -1011,6 +1011,11 @@ Result<base::UniqueFd> Sandbox::ListenTcp(const std::string& ip, uint16_t port, 
   return ListenInNetns(netns_.get(), ip, port, backlog);
 }
 
+Result<base::UniqueFd> Sandbox::BindUdp(const std::string& ip, uint16_t port) {
+  if (!netns_.valid()) return base::FailedPrecondition("sandbox " + id_ + ": no network namespace");
+  return BindUdpInNetns(netns_.get(), ip, port);
+}
+
 Result<base::UniqueFd> Sandbox::ConnectTcp(const std::string& ip, uint16_t port) {
   if (!netns_.valid()) return base::FailedPrecondition("sandbox " + id_ + ": no network namespace");
   return ConnectInNetns(netns_.get(), ip, port);

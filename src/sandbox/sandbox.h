@@ -232,6 +232,8 @@ class Sandbox {
   // Sockets inside the sandbox's network namespace, for the server's own use: the Runtime
   // API listener at 127.0.0.1:9001 of each function sandbox, health checks.
   base::Result<base::UniqueFd> ListenTcp(const std::string& ip, uint16_t port, int backlog = 128);
+  // A UDP socket bound to ip:port in the sandbox's network namespace.
+  base::Result<base::UniqueFd> BindUdp(const std::string& ip, uint16_t port);
   base::Result<base::UniqueFd> ConnectTcp(const std::string& ip, uint16_t port);
   // Publishes sandbox_port (on the sandbox's loopback, or any address inside) at
   // host_ip:host_port (0 = pick one; see the returned port). Lives until Destroy.
