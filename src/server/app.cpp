@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "base/fs.h"
+#include "endpoints/ca.h"
+#include "endpoints/endpoints.h"
 #include "http/server.h"
 #include "server/edge.h"
 #include "server/image_source.h"
@@ -316,7 +318,18 @@ class AppImpl : public App {
           edge_->Handle(std::move(r), std::move(respond));
         }));
 
+    // *.amazonaws.com inside function sandboxes: DNS and HTTPS with the Stratus CA.
+    ASSIGN_OR_RETURN(endpoints::Authority authority,
+                     endpoints::LoadOrCreateAuthority(config.data_dir + "/ca",
+                                                      endpoints::AwsHostNames(config.region)));
+    ASSIGN_OR_RETURN(aws_endpoints_, endpoints::StartEndpoints(authority, http_->port()));
+    std::string trust_store =
+        base::ReadFile("/etc/ssl/certs/ca-certificates.crt").value_or(std::string());
+    if (!trust_store.empty() && trust_store.back() != '\n') trust_store += '\n';
+
     lambda::InvokerOptions inv;
+    inv.aws_endpoints = aws_endpoints_.get();
+    inv.ca_bundle_pem = trust_store + authority.ca_cert_pem;
     inv.lambda = lambda_.get();
     inv.blobs = blobs_.get();
     inv.images = image_store_.get();
@@ -445,6 +458,7 @@ class AppImpl : public App {
     if (queues_) queues_->Shutdown();  // answers long polls, so the drain does not wait
     if (esm_) esm_->Shutdown();
     if (invoker_) invoker_->Shutdown();
+    if (aws_endpoints_) aws_endpoints_->Shutdown();
     http_->Shutdown();
   }
 
@@ -551,6 +565,7 @@ class AppImpl : public App {
   std::unique_ptr<aws::Service> sqs_service_;
   std::unique_ptr<SqsDestinations> sqs_destinations_;
   std::unique_ptr<S3Notifications> s3_notifications_;
+  std::unique_ptr<endpoints::Endpoints> aws_endpoints_;
   std::unique_ptr<aws::Service> lambda_service_;
   std::unique_ptr<ecr::Ecr> ecr_;
   std::unique_ptr<aws::Service> ecr_service_;

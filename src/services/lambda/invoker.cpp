@@ -34,6 +34,11 @@ const std::vector<std::pair<std::string_view, std::string_view>>& EmbeddedRuntim
 
 namespace {
 
+// Inside environments: the trust store with the Stratus CA (lean roots).
+constexpr char kCaBundle[] = "/var/runtime/ca-bundle.pem";
+constexpr char kHostTrustStore[] = "/etc/ssl/certs/ca-certificates.crt";
+
+
 using Clock = std::chrono::steady_clock;
 using base::Result;
 using base::Status;
@@ -187,6 +192,7 @@ struct Env {
   http::Responder next;      // a waiting GET next (state kIdle)
   std::shared_ptr<Invocation> current;
   std::unique_ptr<http::AdoptedListener> runtime_listener, endpoint_listener;
+  std::unique_ptr<endpoints::Served> aws_served;  // DNS and HTTPS for *.amazonaws.com
   std::shared_ptr<image::LayerLease> image_lease;  // Image functions: layers in use
   // The sandbox, for Usage() from completing threads; cleared (under sandbox_mu) before
   // the monitor destroys it.
@@ -251,6 +257,11 @@ class InvokerImpl : public Invoker {
       chmod(path.c_str(), 0755);
     }
     RETURN_IF_ERROR(base::MakeDirs(runtime_dir_, 0755));
+    if (o_.aws_endpoints) {
+      RETURN_IF_ERROR(base::WriteFileAtomic(runtime_dir_ + "/ca-bundle.pem", o_.ca_bundle_pem));
+      RETURN_IF_ERROR(base::WriteFileAtomic(o_.work_dir + "/resolv.conf",
+                                            "nameserver 127.0.0.1\noptions ndots:1\n"));
+    }
     chmod(o_.work_dir.c_str(), 0755);
     if (o_.store) {
       ASSIGN_OR_RETURN(watch_, o_.store->WatchPrefix("/lambda/", 0, [this](const auto& events) {
@@ -1068,6 +1079,10 @@ class InvokerImpl : public Invoker {
     if (c.runtime.rfind("nodejs", 0) == 0 && !vars.count("NODE_PATH"))
       set("NODE_PATH", "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task");
     if (!o_.endpoint_url.empty()) set("AWS_ENDPOINT_URL", o_.endpoint_url);
+    if (o_.aws_endpoints) {
+      set("AWS_CA_BUNDLE", kCaBundle);
+      set("NODE_EXTRA_CA_CERTS", kCaBundle);
+    }
     if (o_.role_credentials && !c.role.empty()) {
       auto creds = RoleCredentialsFor(c.role, c.name);
       if (creds.ok()) {
@@ -1100,6 +1115,8 @@ class InvokerImpl : public Invoker {
     if (env.argv[0].find("node") != std::string::npos)
       v.push_back(
           "NODE_PATH=/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task");
+    // Node reads its extra CAs at start only.
+    if (o_.aws_endpoints) v.push_back(std::string("NODE_EXTRA_CA_CERTS=") + kCaBundle);
     return v;
   }
 
@@ -1168,6 +1185,11 @@ class InvokerImpl : public Invoker {
       spec.lean.code_dir = code;
       spec.lean.opt_layers = opt_layers;
       spec.binds.push_back({runtime_dir_, "/var/runtime", true});
+      if (o_.aws_endpoints) {
+        spec.binds.push_back({o_.work_dir + "/resolv.conf", "/etc/resolv.conf", true});
+        if (access(kHostTrustStore, R_OK) == 0)
+          spec.binds.push_back({runtime_dir_ + "/ca-bundle.pem", kHostTrustStore, true});
+      }
     }
     spec.read_only_root = true;
     spec.tmp_bytes = static_cast<uint64_t>(env->ephemeral_mb) << 20;
@@ -1182,6 +1204,12 @@ class InvokerImpl : public Invoker {
                                             [this, weak](http::Request&& r, http::Responder rs) {
                                               HandleRuntime(weak, std::move(r), std::move(rs));
                                             }));
+    std::unique_ptr<endpoints::Served> aws_served;
+    if (o_.aws_endpoints && !image_boot) {
+      ASSIGN_OR_RETURN(base::UniqueFd tls_fd, sb->ListenTcp("127.0.0.1", 443));
+      ASSIGN_OR_RETURN(base::UniqueFd dns_fd, sb->BindUdp("127.0.0.1", 53));
+      ASSIGN_OR_RETURN(aws_served, o_.aws_endpoints->Serve(std::move(tls_fd), std::move(dns_fd)));
+    }
     std::unique_ptr<http::AdoptedListener> endpoint;
     if (o_.endpoint_handler) {
       // The function's own AWS SDK calls reach us here, without a route to the host.
@@ -1221,6 +1249,7 @@ class InvokerImpl : public Invoker {
       std::lock_guard lock(mu_);
       env->runtime_listener = std::move(listener);
       env->endpoint_listener = std::move(endpoint);
+      env->aws_served = std::move(aws_served);
       env->host_pid = sb->init_pid();
       if (env->killed) kill(env->host_pid, SIGKILL);  // killed while booting
     }
@@ -1431,13 +1460,16 @@ class InvokerImpl : public Invoker {
     }
     // Tear down: listeners first (no new runtime requests), then the sandbox, then logs.
     std::unique_ptr<http::AdoptedListener> l1, l2;
+    std::unique_ptr<endpoints::Served> l3;
     {
       std::lock_guard lock(mu_);
       l1 = std::move(env->runtime_listener);
       l2 = std::move(env->endpoint_listener);
+      l3 = std::move(env->aws_served);
     }
     l1.reset();
     l2.reset();
+    l3.reset();
     proc.reset();
     {
       std::lock_guard lock(env->sandbox_mu);

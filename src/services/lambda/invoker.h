@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "endpoints/endpoints.h"
 #include "http/server.h"
 #include "services/lambda/lambda.h"
 #include "store/blob_store.h"
@@ -119,6 +120,12 @@ struct InvokerOptions {
   // namespace served by that handler (the edge), so that URL can be http://127.0.0.1:4566.
   std::string endpoint_url;
   http::Handler endpoint_handler;
+  // AWS's own host names inside environments (issue: events, point 7): each zip function's
+  // sandbox gets 127.0.0.1:443 (TCP) and :53 (UDP) served by `aws_endpoints`, a resolv.conf
+  // naming 127.0.0.1, and `ca_bundle_pem` (the host's trust store plus the Stratus CA) as its
+  // trust store, AWS_CA_BUNDLE and NODE_EXTRA_CA_CERTS. Null = not served.
+  endpoints::Endpoints* aws_endpoints = nullptr;
+  std::string ca_bundle_pem;
   // Container-image functions' layers; null = such functions fail to start.
   image::ImageStore* images = nullptr;
 };
