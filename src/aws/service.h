@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/policy.h"
 #include "auth/principal.h"
 #include "aws/error.h"
 #include "base/time.h"
@@ -38,6 +39,8 @@ struct Call {
   bool secure = false;
   base::SystemTime now;
   Authorizer* authorizer = nullptr;  // nullptr = allow everything (tests, dev mode)
+  // An unsigned request (S3 only): no principal; only resource policies can allow it.
+  bool anonymous = false;
   // For header-signed requests with a STREAMING-* (aws-chunked) payload: what the chunk
   // signatures chain from. Unset otherwise (and in dev mode without valid signatures).
   struct ChunkSigning {
@@ -51,6 +54,11 @@ struct Call {
   std::optional<Error> Authorize(
       std::string_view action, std::string_view resource,
       const std::map<std::string, std::vector<std::string>>& extra_context = {}) const;
+  // The same with a resource-based policy in the decision (an S3 bucket policy; null =
+  // none): an explicit deny in either policy denies; otherwise an allow in either allows.
+  std::optional<Error> AuthorizeWith(
+      const auth::Policy* resource_policy, std::string_view action, std::string_view resource,
+      const std::map<std::string, std::vector<std::string>>& extra_context = {}) const;
 };
 
 // Decides whether a call may perform an action. Implemented in server/ over IAM.
@@ -61,6 +69,15 @@ class Authorizer {
   virtual std::optional<Error> Authorize(
       const Call& call, std::string_view action, std::string_view resource,
       const std::map<std::string, std::vector<std::string>>& extra_context) = 0;
+  // Identity policies and `resource_policy` together (see Call::AuthorizeWith). The default
+  // ignores the resource policy.
+  virtual std::optional<Error> AuthorizeWith(
+      const Call& call, const auth::Policy& resource_policy, std::string_view action,
+      std::string_view resource,
+      const std::map<std::string, std::vector<std::string>>& extra_context) {
+    (void)resource_policy;
+    return Authorize(call, action, resource, extra_context);
+  }
 };
 
 // One AWS service behind the edge. Thread-safe: Handle runs concurrently on I/O threads

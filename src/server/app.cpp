@@ -390,11 +390,13 @@ class AppImpl : public App {
     auto fetch_code = [this](const aws::Call& caller, const std::string& bucket,
                              const std::string& key,
                              const std::string& version) -> base::Result<std::string> {
-      if (!version.empty() && version != "null")
-        return base::NotFound("NoSuchVersion: The specified version does not exist.");
-      if (caller.Authorize("s3:GetObject", "arn:aws:s3:::" + bucket + "/" + key, {}))
+      if (caller.Authorize(version.empty() ? "s3:GetObject" : "s3:GetObjectVersion",
+                           "arn:aws:s3:::" + bucket + "/" + key, {}))
         return base::PermissionDenied("AccessDenied: Access Denied");
-      ASSIGN_OR_RETURN(s3::ObjectInfo o, objects_->HeadObject(bucket, key));
+      ASSIGN_OR_RETURN(s3::ObjectInfo o, version.empty()
+                                             ? objects_->HeadObject(bucket, key)
+                                             : objects_->HeadVersion(bucket, key, version));
+      if (o.delete_marker) return base::NotFound("NoSuchKey: The specified key does not exist.");
       if (o.size > 250ull << 20)
         return base::InvalidArgument("EntityTooLarge: Unzipped size must be smaller than "
                                      "262144000 bytes");

@@ -210,6 +210,18 @@ void Edge::Handle(http::Request&& req, http::Responder respond) {
     finish(aws::RenderError(route.protocol, e, call->request_id, xmlns));
   };
 
+  // Unsigned S3 requests go on as anonymous: only a bucket policy can allow them.
+  if (route.service == "s3" && !options_.dev_any_credentials && !req.Find("Authorization") &&
+      req.query.find("X-Amz-Credential=") == std::string::npos &&
+      req.query.find("Signature=") == std::string::npos) {
+    call->anonymous = true;
+    call->principal = auth::Principal{};
+    call->principal.account_id = options_.account_id;
+    if (it == services_.end())
+      return fail(aws::UnknownOperationError(route.protocol, "s3 " + req.method + " " + req.path));
+    return it->second->Handle(*call, std::move(req), std::move(finish));
+  }
+
   // Authenticate.
   std::vector<auth::Header> headers;
   headers.reserve(req.headers.size());

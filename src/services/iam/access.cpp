@@ -208,6 +208,7 @@ auth::Decision IamAuthorizer::Decide(
     const aws::Call& call, std::string_view action, std::string_view resource,
     const std::map<std::string, std::vector<std::string>>& extra_context) {
   const auth::Principal& p = call.principal;
+  if (call.anonymous) return auth::Decision::kImplicitDeny;
   if (p.type == auth::PrincipalType::kRoot) return auth::Decision::kAllow;
   // Anyone with valid credentials may ask who they are, even under an explicit deny.
   if (action == "sts:GetCallerIdentity") return auth::Decision::kAllow;
@@ -256,6 +257,38 @@ std::optional<aws::Error> IamAuthorizer::Authorize(
     message =
         aws::AccessDeniedMessage(call, action, resource, decision == auth::Decision::kExplicitDeny);
   }
+  return aws::MakeError(403, json ? "AccessDeniedException" : "AccessDenied", std::move(message));
+}
+
+std::optional<aws::Error> IamAuthorizer::AuthorizeWith(
+    const aws::Call& call, const auth::Policy& resource_policy, std::string_view action,
+    std::string_view resource,
+    const std::map<std::string, std::vector<std::string>>& extra_context) {
+  auth::Decision identity = Decide(call, action, resource, extra_context);
+  auth::AuthzRequest request;
+  request.action = std::string(action);
+  request.resource = std::string(resource);
+  request.context = ConditionContext(call, extra_context);
+  if (call.anonymous) {
+    for (const char* k : {"aws:userid", "aws:principalaccount", "aws:principalarn",
+                          "aws:principaltype"})
+      request.context.erase(k);
+  }
+  request.principal = call.anonymous ? nullptr : &call.principal;
+  auth::Decision resource_decision = auth::EvaluateResourcePolicy(resource_policy, request);
+  // The account root may always manage the policy itself, so it cannot lock itself out.
+  bool policy_admin = call.principal.type == auth::PrincipalType::kRoot && !call.anonymous &&
+                      (action == "s3:GetBucketPolicy" || action == "s3:PutBucketPolicy" ||
+                       action == "s3:DeleteBucketPolicy");
+  bool explicit_deny = identity == auth::Decision::kExplicitDeny ||
+                       (resource_decision == auth::Decision::kExplicitDeny && !policy_admin);
+  if (!explicit_deny &&
+      (identity == auth::Decision::kAllow || resource_decision == auth::Decision::kAllow))
+    return std::nullopt;
+  bool json = call.protocol == aws::Protocol::kJson || call.protocol == aws::Protocol::kRestJson;
+  std::string message = "Access Denied";
+  if (!call.anonymous && call.protocol != aws::Protocol::kRestXml)
+    message = aws::AccessDeniedMessage(call, action, resource, explicit_deny);
   return aws::MakeError(403, json ? "AccessDeniedException" : "AccessDenied", std::move(message));
 }
 

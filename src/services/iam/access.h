@@ -53,6 +53,11 @@ class IamAuthorizer : public aws::Authorizer {
       const aws::Call& call, std::string_view action, std::string_view resource,
       const std::map<std::string, std::vector<std::string>>& extra_context) override;
 
+  std::optional<aws::Error> AuthorizeWith(
+      const aws::Call& call, const auth::Policy& resource_policy, std::string_view action,
+      std::string_view resource,
+      const std::map<std::string, std::vector<std::string>>& extra_context) override;
+
   // The decision alone (STS uses it for AssumeRole; tests use it).
   auth::Decision Decide(const aws::Call& call, std::string_view action, std::string_view resource,
                         const std::map<std::string, std::vector<std::string>>& extra_context);

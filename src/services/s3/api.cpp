@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <set>
 
+#include "auth/policy.h"
 #include "aws/protocol.h"
 #include "aws/xml.h"
 #include "services/s3/checksum.h"
@@ -44,6 +46,9 @@ Error FromStatus(const base::Status& s, const std::string& bucket, const std::st
     status = 404;
     extra = {{"BucketName", bucket}};
   } else if (code == "NoSuchKey") {
+    status = 404;
+    extra = {{"Key", key}};
+  } else if (code == "NoSuchVersion") {
     status = 404;
     extra = {{"Key", key}};
   } else if (code == "BucketAlreadyOwnedByYou" || code == "BucketNotEmpty") {
@@ -159,6 +164,15 @@ class S3Service : public aws::Service {
                              : "AWS:" + call.principal.user_id;
     c.who.source_ip = call.remote_ip;
     c.who.request_id = call.request_id;
+    if (call.anonymous) c.who.principal_id = "Anonymous";
+    if (!c.bucket.empty()) {
+      auto b = s_.HeadBucket(c.bucket);
+      if (b.ok()) {
+        c.policy = PolicyOf(c.bucket, b->policy);
+      } else if (call.anonymous) {
+        return c.FailStatus(b.status());  // NoSuchBucket, as S3 answers anyone
+      }
+    }
     const std::string& m = req.method;
     if (c.bucket.empty()) {
       if (m != "GET")
@@ -180,6 +194,7 @@ class S3Service : public aws::Service {
     std::string bucket, key, bucket_arn, object_arn;
     Query q;
     Requester who;
+    std::shared_ptr<const auth::Policy> policy;  // the bucket's, if any
 
     void Fail(const Error& e) const {
       http::Response r = aws::RenderError(aws::Protocol::kRestXml, e, call.request_id, kXmlns);
@@ -189,7 +204,7 @@ class S3Service : public aws::Service {
     void FailStatus(const base::Status& s) const { Fail(FromStatus(s, bucket, key)); }
     // Sends AccessDenied and returns true when the caller may not.
     bool Deny(const std::string& action, const std::string& resource) const {
-      if (auto d = call.Authorize(action, resource, {})) {
+      if (auto d = call.AuthorizeWith(policy.get(), action, resource, {})) {
         Fail(*d);
         return true;
       }
@@ -206,11 +221,11 @@ class S3Service : public aws::Service {
   // Bucket subresources we do not serve yet: answered NotImplemented rather than taken for
   // a listing.
   static bool UnsupportedBucketSubresource(const Query& q, std::string* which) {
-    static const char* kSubs[] = {"acl",       "cors",      "lifecycle",   "policy",
+    static const char* kSubs[] = {"acl",       "cors",      "lifecycle",
                                   "tagging",   "website",   "replication", "logging",
                                   "encryption", "ownershipControls", "publicAccessBlock",
                                   "object-lock", "accelerate", "requestPayment", "analytics",
-                                  "inventory", "metrics",   "intelligent-tiering", "versions",
+                                  "inventory", "metrics",   "intelligent-tiering",
                                   "policyStatus"};
     for (const char* s : kSubs)
       if (q.Has(s)) {
@@ -234,16 +249,35 @@ class S3Service : public aws::Service {
       return GetNotification(c);
     }
     if (m == "GET" && c.q.Has("versioning")) {
-      // Versioning is not supported: buckets are always unversioned, which S3 reports as a
-      // configuration without a Status.
       call.operation = "GetBucketVersioning";
       if (c.Deny("s3:GetBucketVersioning", c.bucket_arn)) return;
       auto b = s_.HeadBucket(c.bucket);
       if (!b.ok()) return c.FailStatus(b.status());
       aws::XmlWriter w;
       w.Declaration().Open("VersioningConfiguration", kXmlns);
+      if (!b->versioning.empty()) w.Element("Status", b->versioning);
       return c.respond(XmlDone(call, w.Finish()));
     }
+    if (m == "PUT" && c.q.Has("versioning")) {
+      call.operation = "PutBucketVersioning";
+      if (c.Deny("s3:PutBucketVersioning", c.bucket_arn)) return;
+      std::string data;
+      std::map<std::string, std::string> sums;
+      if (!DecodeBody(c, &data, &sums)) return;
+      auto doc = aws::ParseXml(data);
+      if (!doc.ok() || doc->name != "VersioningConfiguration") return c.Fail(MalformedXml());
+      std::string status = doc->ChildText("Status");
+      if (status != "Enabled" && status != "Suspended") return c.Fail(MalformedXml());
+      base::Status st = s_.SetVersioning(c.bucket, status);
+      if (!st.ok()) return c.FailStatus(st);
+      return c.respond(Done(call, http::Response{}));
+    }
+    if (m == "GET" && c.q.Has("versions")) {
+      call.operation = "ListObjectVersions";
+      if (c.Deny("s3:ListBucketVersions", c.bucket_arn)) return;
+      return ListVersions(c);
+    }
+    if (c.q.Has("policy")) return BucketPolicy(c);
     if (m == "GET" && c.q.Has("uploads")) {
       call.operation = "ListMultipartUploads";
       if (c.Deny("s3:ListBucketMultipartUploads", c.bucket_arn)) return;
@@ -254,8 +288,7 @@ class S3Service : public aws::Service {
       return DeleteObjects(c);
     }
     std::string sub;
-    if (UnsupportedBucketSubresource(c.q, &sub) || c.q.Has("versioning"))
-      return c.Fail(NotImplemented("?" + (sub.empty() ? std::string("versioning") : sub)));
+    if (UnsupportedBucketSubresource(c.q, &sub)) return c.Fail(NotImplemented("?" + sub));
     if (m == "PUT") {
       call.operation = "CreateBucket";
       if (c.Deny("s3:CreateBucket", c.bucket_arn)) return;
@@ -382,26 +415,47 @@ class S3Service : public aws::Service {
       if (!out.ok()) return c.FailStatus(out.status());
       http::Response r;
       r.Set("ETag", out->etag);
+      SetVersionHeader(r, out->version_id);
       for (const auto& [alg, v] : sums) r.Set("x-amz-checksum-" + base::ToLower(alg), v);
       return c.respond(Done(call, std::move(r)));
     }
     if (m == "GET" || m == "HEAD") {
       call.operation = m == "GET" ? "GetObject" : "HeadObject";
-      if (c.Deny("s3:GetObject", c.object_arn)) return;
-      auto o = s_.HeadObject(c.bucket, c.key);
-      if (!o.ok()) return c.FailStatus(o.status());
+      std::string vid = c.q.Get("versionId");
+      if (c.Deny(vid.empty() ? "s3:GetObject" : "s3:GetObjectVersion", c.object_arn)) return;
+      auto o = vid.empty() ? s_.HeadObject(c.bucket, c.key) : s_.HeadVersion(c.bucket, c.key, vid);
+      if (!o.ok()) {
+        Error e = FromStatus(o.status(), c.bucket, c.key);
+        if (e.code == "NoSuchVersion") e.extra = {{"Key", c.key}, {"VersionId", vid}};
+        return c.Fail(e);
+      }
+      if (o->delete_marker) {
+        Error e = S3Error(405, "MethodNotAllowed",
+                          "The specified method is not allowed against this resource.",
+                          {{"Method", m}, {"ResourceType", "DeleteMarker"}});
+        http::Response r = aws::RenderError(aws::Protocol::kRestXml, e, call.request_id, kXmlns);
+        r.Set("x-amz-delete-marker", "true");
+        r.Set("x-amz-version-id", o->version_id);
+        if (m == "HEAD") r.body.clear();
+        return c.respond(std::move(r));
+      }
       auto fail = [&c](const Error& e) { c.Fail(e); };
       http::Response r = Get(call, c.req, c.q, o.value(), fail);
       if (r.status == -1) return;  // Get answered with an error already
+      SetVersionHeader(r, o->version_id);
       return c.respond(std::move(r));
     }
     if (m == "DELETE") {
       call.operation = "DeleteObject";
-      if (c.Deny("s3:DeleteObject", c.object_arn)) return;
-      base::Status st = s_.DeleteObject(c.bucket, c.key, c.who);
-      if (!st.ok()) return c.FailStatus(st);
+      std::string vid = c.q.Get("versionId");
+      if (c.Deny(vid.empty() ? "s3:DeleteObject" : "s3:DeleteObjectVersion", c.object_arn))
+        return;
+      auto out = s_.DeleteObject(c.bucket, c.key, c.who, vid);
+      if (!out.ok()) return c.FailStatus(out.status());
       http::Response r;
       r.status = 204;
+      if (out->delete_marker) r.Set("x-amz-delete-marker", "true");
+      SetVersionHeader(r, out->version_id);
       return c.respond(Done(call, std::move(r)));
     }
     return c.Fail(S3Error(405, "MethodNotAllowed",
@@ -477,6 +531,134 @@ class S3Service : public aws::Service {
     http::Response r;
     if (m == "DELETE") r.status = 204;
     return c.respond(Done(c.call, std::move(r)));
+  }
+
+  // Parsed bucket policies, by bucket, reused while the text is unchanged.
+  std::shared_ptr<const auth::Policy> PolicyOf(const std::string& bucket,
+                                               const std::string& text) {
+    if (text.empty()) return nullptr;
+    std::lock_guard lock(policy_mu_);
+    auto it = policies_.find(bucket);
+    if (it != policies_.end() && it->second.first == text) return it->second.second;
+    auto parsed = auth::ParsePolicy(text, auth::PolicyKind::kResource);
+    if (!parsed.ok()) return nullptr;
+    auto p = std::make_shared<const auth::Policy>(std::move(parsed).value());
+    if (policies_.size() > 4096) policies_.clear();
+    policies_[bucket] = {text, p};
+    return p;
+  }
+
+  // s3:GetObject on a copy source, under its own bucket's policy.
+  bool DenySource(const Ctx& c, const std::string& bucket, const std::string& key) {
+    std::shared_ptr<const auth::Policy> policy;
+    if (auto b = s_.HeadBucket(bucket); b.ok()) policy = PolicyOf(bucket, b->policy);
+    if (auto d = c.call.AuthorizeWith(policy.get(), "s3:GetObject",
+                                      "arn:aws:s3:::" + bucket + "/" + key, {})) {
+      c.Fail(*d);
+      return true;
+    }
+    return false;
+  }
+
+  void BucketPolicy(Ctx& c) {
+    const std::string& m = c.req.method;
+    if (m == "GET") {
+      c.call.operation = "GetBucketPolicy";
+      if (c.Deny("s3:GetBucketPolicy", c.bucket_arn)) return;
+      auto b = s_.HeadBucket(c.bucket);
+      if (!b.ok()) return c.FailStatus(b.status());
+      if (b->policy.empty())
+        return c.Fail(S3Error(404, "NoSuchBucketPolicy", "The bucket policy does not exist",
+                              {{"BucketName", c.bucket}}));
+      http::Response r;
+      r.Set("Content-Type", "application/json");
+      r.body = b->policy;
+      return c.respond(Done(c.call, std::move(r)));
+    }
+    if (m == "DELETE") {
+      c.call.operation = "DeleteBucketPolicy";
+      if (c.Deny("s3:DeleteBucketPolicy", c.bucket_arn)) return;
+      base::Status st = s_.SetBucketPolicy(c.bucket, "");
+      if (!st.ok()) return c.FailStatus(st);
+      http::Response r;
+      r.status = 204;
+      return c.respond(Done(c.call, std::move(r)));
+    }
+    if (m != "PUT")
+      return c.Fail(S3Error(405, "MethodNotAllowed",
+                            "The specified method is not allowed against this resource."));
+    c.call.operation = "PutBucketPolicy";
+    if (c.Deny("s3:PutBucketPolicy", c.bucket_arn)) return;
+    std::string text;
+    std::map<std::string, std::string> sums;
+    if (!DecodeBody(c, &text, &sums)) return;
+    auto malformed = [&c](const std::string& why) {
+      c.Fail(S3Error(400, "MalformedPolicy", why));
+    };
+    if (text.size() > 20 * 1024) return malformed("Policies must be less than 20 KB");
+    std::string_view trimmed = base::Trim(text);
+    if (trimmed.empty() || trimmed.front() != '{')
+      return malformed("Policies must be valid JSON and the first byte must be '{'");
+    auto parsed = auth::ParsePolicy(text, auth::PolicyKind::kResource);
+    if (!parsed.ok()) return malformed(parsed.status().message());
+    for (const auto& st : parsed->statements) {
+      for (const auto& a : st.actions) {
+        std::string la = base::ToLower(a);
+        if (la != "*" && la.rfind("s3:", 0) != 0) return malformed("Policy has invalid action");
+      }
+      for (const auto& r : st.resources) {
+        const std::string& t = r.text;
+        if (t != c.bucket_arn && t.rfind(c.bucket_arn + "/", 0) != 0)
+          return malformed("Policy has invalid resource");
+      }
+    }
+    base::Status st = s_.SetBucketPolicy(c.bucket, text);
+    if (!st.ok()) return c.FailStatus(st);
+    http::Response r;
+    r.status = 204;
+    return c.respond(Done(c.call, std::move(r)));
+  }
+
+  static void SetVersionHeader(http::Response& r, const std::string& vid) {
+    if (!vid.empty()) r.Set("x-amz-version-id", vid);
+  }
+
+  void ListVersions(Ctx& c) {
+    ListVersionsRequest lr;
+    lr.prefix = c.q.Get("prefix");
+    lr.key_marker = c.q.Get("key-marker");
+    lr.version_id_marker = c.q.Get("version-id-marker");
+    std::string mx = c.q.Get("max-keys", "1000");
+    if (mx.empty() || mx.size() > 6 || mx.find_first_not_of("0123456789") != std::string::npos)
+      return c.Fail(S3Error(400, "InvalidArgument",
+                            "Provided max-keys not an integer or within integer range"));
+    lr.max_keys = std::clamp(std::stoi(mx), 0, 1000);
+    auto out = s_.ListVersions(c.bucket, lr);
+    if (!out.ok()) return c.FailStatus(out.status());
+    aws::XmlWriter w;
+    w.Declaration().Open("ListVersionsResult", kXmlns);
+    w.Element("Name", c.bucket)
+        .Element("Prefix", lr.prefix)
+        .Element("KeyMarker", lr.key_marker)
+        .Element("VersionIdMarker", lr.version_id_marker);
+    if (out->truncated)
+      w.Element("NextKeyMarker", out->next_key_marker)
+          .Element("NextVersionIdMarker", out->next_version_id_marker);
+    w.Element("MaxKeys", std::to_string(lr.max_keys))
+        .Element("IsTruncated", out->truncated ? "true" : "false");
+    for (const auto& v : out->versions) {
+      w.Open(v.delete_marker ? "DeleteMarker" : "Version")
+          .Element("Key", v.key)
+          .Element("VersionId", v.version_id.empty() ? "null" : v.version_id)
+          .Element("IsLatest", v.is_latest ? "true" : "false")
+          .Element("LastModified", Iso(v.last_modified_ms));
+      if (!v.delete_marker)
+        w.Element("ETag", v.etag).Element("Size", std::to_string(v.size)).Element(
+            "StorageClass", "STANDARD");
+      w.Open("Owner").Element("ID", c.call.account_id).Element("DisplayName", "stratus").Close();
+      w.Close();
+    }
+    return c.respond(XmlDone(c.call, w.Finish()));
   }
 
   static Error MalformedXml() {
@@ -598,10 +780,14 @@ class S3Service : public aws::Service {
   }
 
   // x-amz-copy-source: "bucket/key" or "/bucket/key", URL-encoded, maybe "?versionId=".
-  static bool ParseCopySource(const std::string& raw, std::string* bucket, std::string* key) {
+  static bool ParseCopySource(const std::string& raw, std::string* bucket, std::string* key,
+                              std::string* version = nullptr) {
     std::string s = raw;
     size_t qm = s.find('?');
-    if (qm != std::string::npos) s = s.substr(0, qm);
+    if (qm != std::string::npos) {
+      if (version && s.compare(qm + 1, 10, "versionId=") == 0) *version = s.substr(qm + 11);
+      s = s.substr(0, qm);
+    }
     s = base::UriDecode(s).value_or(s);
     if (!s.empty() && s[0] == '/') s = s.substr(1);
     size_t slash = s.find('/');
@@ -626,13 +812,13 @@ class S3Service : public aws::Service {
   }
 
   void CopyObject(Ctx& c) {
-    std::string sb, sk;
-    if (!ParseCopySource(*c.req.Find("x-amz-copy-source"), &sb, &sk))
+    std::string sb, sk, sv;
+    if (!ParseCopySource(*c.req.Find("x-amz-copy-source"), &sb, &sk, &sv))
       return c.Fail(S3Error(400, "InvalidArgument", "Invalid copy source object key",
                             {{"ArgumentName", "x-amz-copy-source"}}));
-    if (c.Deny("s3:GetObject", "arn:aws:s3:::" + sb + "/" + sk)) return;
+    if (DenySource(c, sb, sk)) return;
     if (c.Deny("s3:PutObject", c.object_arn)) return;
-    auto src = s_.HeadObject(sb, sk);
+    auto src = sv.empty() ? s_.HeadObject(sb, sk) : s_.HeadVersion(sb, sk, sv);
     if (!src.ok()) {
       Error e = FromStatus(src.status(), sb, sk);
       return c.Fail(e);
@@ -665,13 +851,21 @@ class S3Service : public aws::Service {
         if (!TagsFromHeader(c, &*tags)) return;
       }
     }
-    auto out = s_.CopyObject(sb, sk, c.bucket, c.key, meta, c.who, tags);
+    if (src->delete_marker)
+      return c.Fail(S3Error(400, "InvalidRequest",
+                            "The source of a copy request may not specifically refer to a delete "
+                            "marker by version id."));
+    auto out = s_.CopyObject(sb, sk, c.bucket, c.key, meta, c.who, tags, sv);
     if (!out.ok()) return c.FailStatus(out.status());
     aws::XmlWriter w;
     w.Declaration().Open("CopyObjectResult", kXmlns);
     w.Element("LastModified", Iso(out->last_modified_ms)).Element("ETag", out->etag);
     for (const auto& [alg, v] : out->checksums) w.Element("Checksum" + alg, v);
-    return c.respond(XmlDone(c.call, w.Finish()));
+    http::Response r = XmlDone(c.call, w.Finish());
+    SetVersionHeader(r, out->version_id);
+    if (!src->version_id.empty() && src->version_id != "null")
+      r.Set("x-amz-copy-source-version-id", src->version_id);
+    return c.respond(std::move(r));
   }
 
   void UploadPart(Ctx& c, bool copy) {
@@ -689,7 +883,7 @@ class S3Service : public aws::Service {
       if (!ParseCopySource(*c.req.Find("x-amz-copy-source"), &sb, &sk))
         return c.Fail(S3Error(400, "InvalidArgument", "Invalid copy source object key",
                               {{"ArgumentName", "x-amz-copy-source"}}));
-      if (c.Deny("s3:GetObject", "arn:aws:s3:::" + sb + "/" + sk)) return;
+      if (DenySource(c, sb, sk)) return;
       auto so = s_.HeadObject(sb, sk);
       if (!so.ok()) return c.Fail(FromStatus(so.status(), sb, sk));
       src = *so;
@@ -747,7 +941,9 @@ class S3Service : public aws::Service {
         .Element("Bucket", c.bucket)
         .Element("Key", c.key)
         .Element("ETag", out->etag);
-    return c.respond(XmlDone(c.call, w.Finish()));
+    http::Response r = XmlDone(c.call, w.Finish());
+    SetVersionHeader(r, out->version_id);
+    return c.respond(std::move(r));
   }
 
   void ListParts(Ctx& c) {
@@ -841,24 +1037,35 @@ class S3Service : public aws::Service {
     for (const aws::XmlNode* o : objects) {
       std::string key = o->ChildText("Key");
       std::string arn = c.bucket_arn + "/" + key;
-      if (auto d = c.call.Authorize("s3:DeleteObject", arn, {})) {
+      if (auto d = c.call.AuthorizeWith(c.policy.get(), "s3:DeleteObject", arn, {})) {
         w.Open("Error").Element("Key", key).Element("Code", "AccessDenied").Element(
             "Message", "Access Denied");
         w.Close();
         continue;
       }
-      base::Status st = key.empty() ? base::InvalidArgument("UserKeyMustBeSpecified: The "
-                                                            "request was missing a required "
-                                                            "header")
-                                    : s_.DeleteObject(c.bucket, key, c.who);
-      if (!st.ok()) {
-        Error e = FromStatus(st, c.bucket, key);
+      std::string vid = o->ChildText("VersionId");
+      base::Result<DeleteOutcome> out =
+          key.empty() ? base::Result<DeleteOutcome>(base::InvalidArgument(
+                            "UserKeyMustBeSpecified: The request was missing a required header"))
+                      : s_.DeleteObject(c.bucket, key, c.who, vid);
+      if (!out.ok()) {
+        Error e = FromStatus(out.status(), c.bucket, key);
         if (e.code == "NoSuchBucket") return c.Fail(e);
-        w.Open("Error").Element("Key", key).Element("Code", e.code).Element("Message", e.message);
+        w.Open("Error").Element("Key", key);
+        if (!vid.empty()) w.Element("VersionId", vid);
+        w.Element("Code", e.code).Element("Message", e.message);
         w.Close();
         continue;
       }
-      if (!quiet) w.Open("Deleted").Element("Key", key).Close();
+      if (!quiet) {
+        w.Open("Deleted").Element("Key", key);
+        if (!vid.empty()) w.Element("VersionId", vid);
+        if (out->delete_marker) {
+          w.Element("DeleteMarker", "true");
+          if (vid.empty()) w.Element("DeleteMarkerVersionId", out->version_id);
+        }
+        w.Close();
+      }
     }
     return c.respond(XmlDone(c.call, w.Finish()));
   }
@@ -1110,6 +1317,8 @@ class S3Service : public aws::Service {
   }
 
   ObjectStore& s_;
+  std::mutex policy_mu_;
+  std::map<std::string, std::pair<std::string, std::shared_ptr<const auth::Policy>>> policies_;
 };
 
 }  // namespace

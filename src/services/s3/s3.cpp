@@ -32,6 +32,33 @@ const std::string kObjectPrefix = "/s3/o/";
 const std::string kUploadPrefix = "/s3/u/";
 const std::string kPartPrefix = "/s3/p/";
 const std::string kEventPrefix = "/s3/evq/";
+const std::string kVersionPrefix = "/s3/v/";
+
+// Noncurrent versions of one key: "<prefix><bucket>/<key>\x01<slot>" — \x01 sorts before
+// any character a key may continue with, so a key's versions sit together in key order.
+std::string VersionKeyPrefix(const std::string& b, const std::string& k) {
+  return kVersionPrefix + b + "/" + k + "\x01";
+}
+std::string VersionOwner(const std::string& b, const std::string& k, const std::string& slot) {
+  return "s3v/" + b + "/" + k + "/" + slot;
+}
+std::string Hex16(uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+// Version ids sort newest first: the inverted time, then randomness.
+std::string NewVersionId() {
+  uint64_t ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  return Hex16(~ns) + base::RandomString(16, base::kAlnum);
+}
+// Where a version is kept among the noncurrent ones.
+std::string SlotOf(const ObjectInfo& o) {
+  if (o.version_id != "null" && !o.version_id.empty()) return o.version_id;
+  return Hex16(~(static_cast<uint64_t>(o.last_modified_ms) * 1000000ull)) + "null";
+}
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 std::string ObjKey(const std::string& b, const std::string& k) {
@@ -60,6 +87,8 @@ json ObjToJson(const ObjectInfo& o) {
               {"sums", o.checksums},
               {"tags", o.tags},
               {"parts", o.parts_count},
+              {"vid", o.version_id},
+              {"dm", o.delete_marker},
               {"modified", o.last_modified_ms}};
 }
 
@@ -79,6 +108,8 @@ Result<ObjectInfo> ObjFromJson(const std::string& key, const std::string& s) {
     o.checksums = j.value("sums", std::map<std::string, std::string>{});
     o.tags = j.value("tags", std::map<std::string, std::string>{});
     o.parts_count = j.value("parts", 0);
+    o.version_id = j.value("vid", "");
+    o.delete_marker = j.value("dm", false);
   } catch (const json::exception& e) {
     return base::Corruption(std::string("s3: bad object record: ") + e.what());
   }
@@ -204,6 +235,10 @@ class ObjectStoreImpl : public ObjectStore {
     ro.keys_only = true;
     ASSIGN_OR_RETURN(store::RangeResult objs,
                      store_->Range(store::KeyRange::Prefix(kObjectPrefix + name + "/"), ro));
+    if (objs.kvs.empty()) {
+      ASSIGN_OR_RETURN(objs,
+                       store_->Range(store::KeyRange::Prefix(kVersionPrefix + name + "/"), ro));
+    }
     if (!objs.kvs.empty())
       return base::FailedPrecondition(
           "BucketNotEmpty: The bucket you tried to delete is not empty");
@@ -249,9 +284,15 @@ class ObjectStoreImpl : public ObjectStore {
   Result<ObjectInfo> CopyObject(const std::string& src_bucket, const std::string& src_key,
                                 const std::string& bucket, const std::string& key,
                                 std::optional<ObjectInfo> meta, const Requester& who,
-                                std::optional<std::map<std::string, std::string>> tags) override {
+                                std::optional<std::map<std::string, std::string>> tags,
+                                const std::string& src_version) override {
     RETURN_IF_ERROR(CheckKey(key));
-    ASSIGN_OR_RETURN(ObjectInfo src, HeadObject(src_bucket, src_key));
+    ASSIGN_OR_RETURN(ObjectInfo src, src_version.empty()
+                                         ? HeadObject(src_bucket, src_key)
+                                         : HeadVersion(src_bucket, src_key, src_version));
+    if (src.delete_marker)
+      return base::InvalidArgument("InvalidRequest: The source of a copy request may not "
+                                   "specifically refer to a delete marker by version id.");
     RETURN_IF_ERROR(LoadBucket(bucket).status());
     ObjectInfo out = src;
     if (meta) {
@@ -261,6 +302,7 @@ class ObjectStoreImpl : public ObjectStore {
     }
     if (tags) out.tags = *tags;
     out.key = key;
+    out.delete_marker = false;
     // The source's bytes must still be referenced when the copy's reference is added.
     std::vector<store::Compare> guard = {blobs_->AddRefGuard(src.digest)};
     return CommitObject(bucket, out, "ObjectCreated:Copy", who, std::move(guard), {});
@@ -272,26 +314,189 @@ class ObjectStoreImpl : public ObjectStore {
       RETURN_IF_ERROR(LoadBucket(bucket).status());
       return base::NotFound("NoSuchKey: The specified key does not exist.");
     }
-    return ObjFromJson(key, kv->value);
+    ASSIGN_OR_RETURN(ObjectInfo o, ObjFromJson(key, kv->value));
+    if (o.delete_marker) return base::NotFound("NoSuchKey: The specified key does not exist.");
+    return o;
   }
 
-  Status DeleteObject(const std::string& bucket, const std::string& key,
-                      const Requester& who) override {
-    ASSIGN_OR_RETURN(Bucket b, LoadBucket(bucket));
+  Result<ObjectInfo> HeadVersion(const std::string& bucket, const std::string& key,
+                                 const std::string& version_id) override {
+    ASSIGN_OR_RETURN(auto kv, store_->Get(ObjKey(bucket, key)));
+    if (kv) {
+      ASSIGN_OR_RETURN(ObjectInfo cur, ObjFromJson(key, kv->value));
+      if (cur.version_id == version_id || (version_id == "null" && cur.version_id.empty()))
+        return cur;
+    } else {
+      RETURN_IF_ERROR(LoadBucket(bucket).status());
+    }
+    ASSIGN_OR_RETURN(auto found, FindVersion(bucket, key, version_id));
+    if (!found) return NoSuchVersion();
+    ObjectInfo o = found->second;
+    o.is_latest = false;
+    return o;
+  }
+
+  Status SetVersioning(const std::string& bucket, const std::string& status) override {
     for (int attempt = 0; attempt < 8; ++attempt) {
-      ASSIGN_OR_RETURN(auto kv, store_->Get(ObjKey(bucket, key)));
-      if (!kv) return Status::Ok();
-      ASSIGN_OR_RETURN(ObjectInfo o, ObjFromJson(key, kv->value));
+      ASSIGN_OR_RETURN(auto kv, store_->Get(kBucketPrefix + bucket));
+      if (!kv) return base::NotFound("NoSuchBucket: The specified bucket does not exist");
+      json j = json::parse(kv->value, nullptr, false);
+      if (!j.is_object()) j = json::object();
+      // Once enabled, a bucket can only be suspended, never unversioned again.
+      if (status == "Suspended" && j.value("versioning", "").empty()) return Status::Ok();
+      j["versioning"] = status;
       store::Txn txn;
       txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
-      for (auto& op : blobs_->DropRefOps(o.digest, RefOwner(bucket, key)))
-        txn.success.push_back(std::move(op));
-      txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
-      bool events = AddEvents(b, key, "ObjectRemoved:Delete", nullptr, who, &txn);
+      txn.success.push_back(store::Op::Put(kv->key, Dump(j)));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return Status::Ok();
+    }
+    return base::Aborted("s3: bucket " + bucket + " changed concurrently");
+  }
+
+  Result<ListVersionsResult> ListVersions(const std::string& bucket,
+                                          const ListVersionsRequest& req) override {
+    RETURN_IF_ERROR(LoadBucket(bucket).status());
+    std::string obase = kObjectPrefix + bucket + "/", vbase = kVersionPrefix + bucket + "/";
+    ASSIGN_OR_RETURN(store::RangeResult cur,
+                     store_->Range(store::KeyRange::Prefix(obase + req.prefix)));
+    ASSIGN_OR_RETURN(store::RangeResult old,
+                     store_->Range(store::KeyRange::Prefix(vbase + req.prefix)));
+    // Merge: per key, the current version first, then the noncurrent ones newest first.
+    std::vector<ObjectInfo> all;
+    size_t i = 0, j = 0;
+    while (i < cur.kvs.size() || j < old.kvs.size()) {
+      std::string ck = i < cur.kvs.size() ? cur.kvs[i].key.substr(obase.size()) : "";
+      std::string vk;
+      if (j < old.kvs.size()) {
+        std::string rest = old.kvs[j].key.substr(vbase.size());
+        vk = rest.substr(0, rest.rfind('\x01'));
+      }
+      bool take_current = i < cur.kvs.size() && (j >= old.kvs.size() || ck <= vk);
+      if (take_current) {
+        auto o = ObjFromJson(ck, cur.kvs[i++].value);
+        if (o.ok()) {
+          if (o->version_id.empty()) o->version_id = "null";
+          o->is_latest = true;
+          all.push_back(std::move(o).value());
+        }
+      } else {
+        auto o = ObjFromJson(vk, old.kvs[j++].value);
+        if (o.ok()) {
+          o->is_latest = false;
+          all.push_back(std::move(o).value());
+        }
+      }
+    }
+    ListVersionsResult out;
+    bool started = req.key_marker.empty();
+    int count = 0;
+    for (auto& o : all) {
+      if (!started) {
+        if (o.key < req.key_marker) continue;
+        if (o.key == req.key_marker) {
+          if (req.version_id_marker.empty()) continue;
+          if (o.version_id == req.version_id_marker) started = true;
+          continue;
+        }
+        started = true;
+      }
+      if (count >= req.max_keys) {
+        out.truncated = true;
+        break;
+      }
+      out.next_key_marker = o.key;
+      out.next_version_id_marker = o.version_id;
+      out.versions.push_back(std::move(o));
+      count++;
+    }
+    return out;
+  }
+
+  Result<DeleteOutcome> DeleteObject(const std::string& bucket, const std::string& key,
+                                     const Requester& who,
+                                     const std::string& version_id) override {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      ASSIGN_OR_RETURN(Bucket b, LoadBucket(bucket));
+      ASSIGN_OR_RETURN(auto kv, store_->Get(ObjKey(bucket, key)));
+      std::optional<ObjectInfo> current;
+      if (kv) {
+        ASSIGN_OR_RETURN(current, ObjFromJson(key, kv->value));
+      }
+      store::Txn txn;
+      txn.compares.push_back(
+          store::Compare::ModRevisionIs(ObjKey(bucket, key), kv ? kv->mod_revision : 0));
+      txn.compares.push_back(store::Compare::ModRevisionIs(kBucketPrefix + bucket, b.mod_revision));
+      DeleteOutcome out;
+      bool events = false;
+      if (!version_id.empty()) {
+        // Remove one version for good.
+        bool is_current = current && (current->version_id == version_id ||
+                                      (version_id == "null" && current->version_id.empty()));
+        if (is_current) {
+          out = {current->delete_marker, version_id};
+          if (!current->delete_marker)
+            for (auto& op : blobs_->DropRefOps(current->digest, RefOwner(bucket, key)))
+              txn.success.push_back(std::move(op));
+          txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
+          // The newest noncurrent version becomes current.
+          store::RangeOptions ro;
+          ro.limit = 1;
+          ASSIGN_OR_RETURN(store::RangeResult next, store_->Range(
+              store::KeyRange::Prefix(VersionKeyPrefix(bucket, key)), ro));
+          if (!next.kvs.empty()) {
+            ASSIGN_OR_RETURN(ObjectInfo n, ObjFromJson(key, next.kvs[0].value));
+            std::string slot = next.kvs[0].key.substr(next.kvs[0].key.rfind('\x01') + 1);
+            txn.compares.push_back(
+                store::Compare::ModRevisionIs(next.kvs[0].key, next.kvs[0].mod_revision));
+            txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(next.kvs[0].key)));
+            if (!n.delete_marker) {
+              for (auto& op : blobs_->DropRefOps(n.digest, VersionOwner(bucket, key, slot)))
+                txn.success.push_back(std::move(op));
+              for (auto& op : blobs_->AddRefOps(n.digest, RefOwner(bucket, key)))
+                txn.success.push_back(std::move(op));
+            }
+            txn.success.push_back(store::Op::Put(ObjKey(bucket, key), Dump(ObjToJson(n))));
+          }
+        } else {
+          ASSIGN_OR_RETURN(auto found, FindVersion(bucket, key, version_id));
+          if (!found) {
+            if (version_id != "null" && version_id.size() != 32)
+              return base::InvalidArgument("InvalidArgument: Invalid version id specified");
+            return DeleteOutcome{false, version_id};  // nothing there: S3 answers 204 too
+          }
+          const auto& [vkey, v] = *found;
+          std::string slot = vkey.substr(vkey.rfind('\x01') + 1);
+          out = {v.delete_marker, version_id};
+          if (!v.delete_marker)
+            for (auto& op : blobs_->DropRefOps(v.digest, VersionOwner(bucket, key, slot)))
+              txn.success.push_back(std::move(op));
+          txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(vkey)));
+        }
+        events = AddEvents(b, key, "ObjectRemoved:Delete", nullptr, who, &txn, version_id);
+      } else if (b.info.versioning.empty()) {
+        if (!current) return DeleteOutcome{};
+        for (auto& op : blobs_->DropRefOps(current->digest, RefOwner(bucket, key)))
+          txn.success.push_back(std::move(op));
+        txn.success.push_back(store::Op::Delete(store::KeyRange::Exact(kv->key)));
+        events = AddEvents(b, key, "ObjectRemoved:Delete", nullptr, who, &txn);
+      } else {
+        // A delete marker becomes the current version.
+        ObjectInfo marker;
+        marker.key = key;
+        marker.delete_marker = true;
+        marker.last_modified_ms = NowMs();
+        marker.version_id = b.info.versioning == "Enabled" ? NewVersionId() : "null";
+        RETURN_IF_ERROR(RetireCurrent(bucket, key, current, marker.version_id, &txn));
+        txn.success.push_back(store::Op::Put(ObjKey(bucket, key), Dump(ObjToJson(marker))));
+        out = {true, marker.version_id};
+        events = AddEvents(b, key, "ObjectRemoved:DeleteMarkerCreated", nullptr, who, &txn,
+                           marker.version_id);
+      }
       ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
       if (r.succeeded) {
         if (events) cv_.notify_all();
-        return Status::Ok();
+        return out;
       }
     }
     return base::Aborted("s3: too many concurrent writes to " + key);
@@ -311,6 +516,7 @@ class ObjectStoreImpl : public ObjectStore {
     std::string last_prefix;
     for (const auto& kv : rr.kvs) {
       std::string key = kv.key.substr(base.size());
+      if (kv.value.find("\"dm\":true") != std::string::npos) continue;  // a delete marker
       if (!req.delimiter.empty()) {
         size_t d = key.find(req.delimiter, req.prefix.size());
         if (d != std::string::npos) {
@@ -345,6 +551,25 @@ class ObjectStoreImpl : public ObjectStore {
   Result<std::string> ReadRange(const ObjectInfo& info, uint64_t offset,
                                 uint64_t length) override {
     return blobs_->ReadRange(info.digest, offset, length);
+  }
+
+  Status SetBucketPolicy(const std::string& bucket, const std::string& policy) override {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      ASSIGN_OR_RETURN(auto kv, store_->Get(kBucketPrefix + bucket));
+      if (!kv) return base::NotFound("NoSuchBucket: The specified bucket does not exist");
+      json j = json::parse(kv->value, nullptr, false);
+      if (!j.is_object()) j = json::object();
+      if (policy.empty())
+        j.erase("policy");
+      else
+        j["policy"] = policy;
+      store::Txn txn;
+      txn.compares.push_back(store::Compare::ModRevisionIs(kv->key, kv->mod_revision));
+      txn.success.push_back(store::Op::Put(kv->key, Dump(j)));
+      ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
+      if (r.succeeded) return Status::Ok();
+    }
+    return base::Aborted("s3: bucket " + bucket + " changed concurrently");
   }
 
   Status SetTags(const std::string& bucket, const std::string& key,
@@ -651,6 +876,8 @@ class ObjectStoreImpl : public ObjectStore {
     b.info.name = name;
     b.info.region = j.is_object() ? j.value("region", o_.region) : o_.region;
     b.info.created_ms = j.is_object() ? j.value("created", int64_t{0}) : 0;
+    b.info.policy = j.is_object() ? j.value("policy", "") : "";
+    b.info.versioning = j.is_object() ? j.value("versioning", "") : "";
     if (j.is_object() && j.contains("notify") && j["notify"].is_array())
       for (const auto& r : j["notify"]) b.rules.push_back(RuleFromJson(r));
     return b;
@@ -733,6 +960,68 @@ class ObjectStoreImpl : public ObjectStore {
     return base::Aborted("s3: upload " + upload_id + " changed concurrently");
   }
 
+  static Status NoSuchVersion() {
+    return base::NotFound("NoSuchVersion: The specified version does not exist.");
+  }
+
+  // The noncurrent version `version_id` of `key`: its store key and record.
+  Result<std::optional<std::pair<std::string, ObjectInfo>>> FindVersion(
+      const std::string& bucket, const std::string& key, const std::string& version_id) {
+    using Found = std::optional<std::pair<std::string, ObjectInfo>>;
+    if (version_id.empty() || version_id.find('\x01') != std::string::npos) return Found{};
+    if (version_id != "null") {
+      ASSIGN_OR_RETURN(auto kv, store_->Get(VersionKeyPrefix(bucket, key) + version_id));
+      if (!kv) return Found{};
+      ASSIGN_OR_RETURN(ObjectInfo o, ObjFromJson(key, kv->value));
+      return Found{std::make_pair(kv->key, std::move(o))};
+    }
+    ASSIGN_OR_RETURN(store::RangeResult rr,
+                     store_->Range(store::KeyRange::Prefix(VersionKeyPrefix(bucket, key))));
+    for (const auto& kv : rr.kvs) {
+      if (kv.key.size() < 4 || kv.key.compare(kv.key.size() - 4, 4, "null") != 0) continue;
+      ASSIGN_OR_RETURN(ObjectInfo o, ObjFromJson(key, kv.value));
+      return Found{std::make_pair(kv.key, std::move(o))};
+    }
+    return Found{};
+  }
+
+  // Makes room for a new current version with id `new_vid` ("" in a never-versioned bucket,
+  // "null" when suspended): the current one is kept as a noncurrent version when versioning
+  // keeps it, else its reference is dropped; a key keeps a single "null" version.
+  Status RetireCurrent(const std::string& bucket, const std::string& key,
+                       const std::optional<ObjectInfo>& current, const std::string& new_vid,
+                       store::Txn* txn) {
+    if (current) {
+      bool current_null = current->version_id.empty() || current->version_id == "null";
+      bool keep = !new_vid.empty() && !(new_vid == "null" && current_null);
+      if (!current->delete_marker)
+        for (auto& op : blobs_->DropRefOps(current->digest, RefOwner(bucket, key)))
+          txn->success.push_back(std::move(op));
+      if (keep) {
+        ObjectInfo v = *current;
+        if (v.version_id.empty()) v.version_id = "null";
+        std::string slot = SlotOf(v);
+        if (!v.delete_marker)
+          for (auto& op : blobs_->AddRefOps(v.digest, VersionOwner(bucket, key, slot)))
+            txn->success.push_back(std::move(op));
+        txn->success.push_back(
+            store::Op::Put(VersionKeyPrefix(bucket, key) + slot, Dump(ObjToJson(v))));
+      }
+    }
+    if (new_vid == "null") {
+      ASSIGN_OR_RETURN(auto old_null, FindVersion(bucket, key, "null"));
+      if (old_null) {
+        const auto& [vkey, v] = *old_null;
+        if (!v.delete_marker)
+          for (auto& op :
+               blobs_->DropRefOps(v.digest, VersionOwner(bucket, key, vkey.substr(vkey.rfind('\x01') + 1))))
+            txn->success.push_back(std::move(op));
+        txn->success.push_back(store::Op::Delete(store::KeyRange::Exact(vkey)));
+      }
+    }
+    return Status::Ok();
+  }
+
   // Writes `meta` (its digest already in the blob store) as bucket/meta.key, replacing any
   // object there, with the event records its bucket's rules ask for — one txn.
   Result<ObjectInfo> CommitObject(const std::string& bucket, ObjectInfo meta,
@@ -741,6 +1030,7 @@ class ObjectStoreImpl : public ObjectStore {
                                   std::vector<store::Op> extra_ops) {
     const std::string& key = meta.key;
     meta.last_modified_ms = NowMs();
+    meta.delete_marker = false;
     for (int attempt = 0; attempt < 8; ++attempt) {
       ASSIGN_OR_RETURN(Bucket b, LoadBucket(bucket));
       ASSIGN_OR_RETURN(auto old, store_->Get(ObjKey(bucket, key)));
@@ -750,21 +1040,19 @@ class ObjectStoreImpl : public ObjectStore {
       txn.compares.push_back(blobs_->AddRefGuard(meta.digest));
       txn.compares.push_back(store::Compare::ModRevisionIs(kBucketPrefix + bucket, b.mod_revision));
       for (const auto& c : extra_compares) txn.compares.push_back(c);
-      std::string prev_digest;
+      meta.version_id = b.info.versioning == "Enabled"     ? NewVersionId()
+                        : b.info.versioning == "Suspended" ? "null"
+                                                           : "";
+      std::optional<ObjectInfo> prev;
       if (old) {
-        auto prev = ObjFromJson(key, old->value);
-        if (prev.ok()) prev_digest = prev->digest;
+        ASSIGN_OR_RETURN(prev, ObjFromJson(key, old->value));
       }
-      if (prev_digest != meta.digest) {
-        if (!prev_digest.empty())
-          for (auto& op : blobs_->DropRefOps(prev_digest, RefOwner(bucket, key)))
-            txn.success.push_back(std::move(op));
-        for (auto& op : blobs_->AddRefOps(meta.digest, RefOwner(bucket, key)))
-          txn.success.push_back(std::move(op));
-      }
+      RETURN_IF_ERROR(RetireCurrent(bucket, key, prev, meta.version_id, &txn));
+      for (auto& op : blobs_->AddRefOps(meta.digest, RefOwner(bucket, key)))
+        txn.success.push_back(std::move(op));
       txn.success.push_back(store::Op::Put(ObjKey(bucket, key), Dump(ObjToJson(meta))));
       for (const auto& op : extra_ops) txn.success.push_back(op);
-      bool events = AddEvents(b, key, event, &meta, who, &txn);
+      bool events = AddEvents(b, key, event, &meta, who, &txn, meta.version_id);
       ASSIGN_OR_RETURN(store::TxnResult r, store_->Commit(txn));
       if (r.succeeded) {
         if (events) cv_.notify_all();
@@ -794,12 +1082,14 @@ class ObjectStoreImpl : public ObjectStore {
 
   // Adds one queued event per matching rule. `obj` null for removals.
   bool AddEvents(const Bucket& b, const std::string& key, const std::string& event,
-                 const ObjectInfo* obj, const Requester& who, store::Txn* txn) {
+                 const ObjectInfo* obj, const Requester& who, store::Txn* txn,
+                 const std::string& version_id = "") {
     bool any = false;
     for (const auto& r : b.rules) {
       if (!EventMatches(r, event, key)) continue;
       std::string ek = NextEventKey();
       json object = {{"key", EventKey(key)}, {"sequencer", ek.substr(kEventPrefix.size())}};
+      if (!version_id.empty() && version_id != "null") object["versionId"] = version_id;
       if (obj) {
         object["size"] = obj->size;
         object["eTag"] = obj->etag.size() >= 2 ? obj->etag.substr(1, obj->etag.size() - 2) : "";

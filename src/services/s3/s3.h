@@ -6,10 +6,11 @@
 // /s3/o/<bucket>/<key> → object record; /s3/u/<bucket>/<upload id> → a multipart upload,
 // /s3/p/<upload id>/<part, 5 digits> → its parts; /s3/evq/<sequencer> → an event
 // notification not yet handed to its destination (written in the txn that changed the
-// object, so an acknowledged change's notification survives a crash).
-// Blob references: owner "s3/<bucket>/<key>" (objects), "s3mp/<upload id>/<part>" (parts).
-//
-// Versioning and bucket policies are not here yet.
+// object, so an acknowledged change's notification survives a crash); in buckets that have
+// had versioning enabled, /s3/v/<bucket>/<key>\x01<slot> → each noncurrent version (slots
+// sort newest first; the current version, or a delete marker, stays at /s3/o/).
+// Blob references: owner "s3/<bucket>/<key>" (current objects), "s3v/<bucket>/<key>/<slot>"
+// (noncurrent versions), "s3mp/<upload id>/<part>" (parts).
 //
 // Threading: all methods are thread-safe.
 #pragma once
@@ -70,6 +71,9 @@ struct ObjectInfo {
   std::map<std::string, std::string> tags;       // object tags (x-amz-tagging, ?tagging)
   int parts_count = 0;                           // > 0 for objects made by multipart uploads
   int64_t last_modified_ms = 0;
+  std::string version_id;      // "" in buckets never versioned; "null" for unversioned writes
+  bool delete_marker = false;  // a versioned DELETE's marker: no bytes
+  bool is_latest = true;       // ListVersions: the key's current version
 };
 
 struct UploadInfo {
@@ -120,6 +124,23 @@ struct BucketInfo {
   std::string name;
   std::string region;
   int64_t created_ms = 0;
+  std::string policy;      // the bucket policy document, "" when none
+  std::string versioning;  // "", "Enabled" or "Suspended"
+};
+
+struct DeleteOutcome {
+  bool delete_marker = false;  // a marker was created, or the version removed was one
+  std::string version_id;      // of the marker created, or of the version removed
+};
+
+struct ListVersionsRequest {
+  std::string prefix, key_marker, version_id_marker;
+  int max_keys = 1000;
+};
+struct ListVersionsResult {
+  std::vector<ObjectInfo> versions;  // object versions and delete markers, key order, newest first
+  bool truncated = false;
+  std::string next_key_marker, next_version_id_marker;
 };
 
 struct ListRequest {
@@ -154,18 +175,34 @@ class ObjectStore {
                                               std::optional<ObjectInfo> meta,
                                               const Requester& who = {},
                                               std::optional<std::map<std::string, std::string>>
-                                                  tags = std::nullopt) = 0;
+                                                  tags = std::nullopt,
+                                              const std::string& src_version = "") = 0;
+  // The current version; NotFound ("NoSuchKey") when there is none or it is a delete
+  // marker.
   virtual base::Result<ObjectInfo> HeadObject(const std::string& bucket,
                                               const std::string& key) = 0;
-  // Ok when the key does not exist (as S3).
-  virtual base::Status DeleteObject(const std::string& bucket, const std::string& key,
-                                    const Requester& who = {}) = 0;
+  // A given version ("null" included), delete markers too; NoSuchVersion when none.
+  virtual base::Result<ObjectInfo> HeadVersion(const std::string& bucket, const std::string& key,
+                                               const std::string& version_id) = 0;
+  // Without a version: deletes the object (unversioned bucket, Ok when it does not exist,
+  // as S3) or puts a delete marker (versioning Enabled/Suspended). With one: removes that
+  // version for good (the next newest becomes current).
+  virtual base::Result<DeleteOutcome> DeleteObject(const std::string& bucket,
+                                                   const std::string& key,
+                                                   const Requester& who = {},
+                                                   const std::string& version_id = "") = 0;
+  virtual base::Status SetVersioning(const std::string& bucket, const std::string& status) = 0;
+  virtual base::Result<ListVersionsResult> ListVersions(const std::string& bucket,
+                                                        const ListVersionsRequest& req) = 0;
   virtual base::Result<ListResult> List(const std::string& bucket, const ListRequest& req) = 0;
   // The file holding an object's bytes (for sendfile).
   virtual std::string PathOf(const ObjectInfo& info) const = 0;
   virtual base::Result<std::string> Read(const ObjectInfo& info) = 0;
   virtual base::Result<std::string> ReadRange(const ObjectInfo& info, uint64_t offset,
                                               uint64_t length) = 0;
+
+  // Sets (or with "" deletes) the bucket policy; the caller has validated it.
+  virtual base::Status SetBucketPolicy(const std::string& bucket, const std::string& policy) = 0;
 
   // Replaces an object's tag set.
   virtual base::Status SetTags(const std::string& bucket, const std::string& key,
